@@ -1,0 +1,340 @@
+/*
+ * The output thread: reads the stdout/stderr pipes, keeps one bounded buffer per stream and
+ * publishes `stream` messages. The first bytes after a quiet spell go out at once (low latency);
+ * during a burst, messages are spaced by KERN_OUTPUT_WINDOW_MS so that a loop of many prints
+ * turns into a few large messages.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/ioctl.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <jansson.h>
+
+#include "kern_output.h"
+
+struct kern_stream {
+	const char *name; /* "stdout" or "stderr" */
+	int rfd;          /* read end of the pipe */
+	unsigned char *buf;
+	size_t len;
+	uint64_t since; /* arrival order of the oldest byte in buf, for fair ordering */
+};
+
+struct kern_output {
+	struct kern *k;
+	struct kern_stream s[2];
+	int event_fd;
+	pthread_t thread;
+	pthread_mutex_t lock;
+	pthread_cond_t done_cond;
+	uint64_t sync_req, sync_done; /* under lock */
+	bool stop;                    /* under lock */
+	uint64_t arrivals;
+	int64_t last_publish_ms;
+};
+
+static int64_t kern_now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/*
+ * Returns how many leading bytes of buf form whole UTF-8 sequences, leaving out at most 3 bytes
+ * of a sequence that may still be completed by the next read.
+ */
+static size_t kern_utf8_complete_prefix(const unsigned char *buf, size_t len)
+{
+	size_t i = len;
+
+	for (int back = 0; back < 3 && i > 0; back++) {
+		unsigned char c = buf[i - 1];
+
+		if (c < 0x80)
+			return len;
+		if (c >= 0xC0) {
+			size_t need = c >= 0xF0 ? 4 : c >= 0xE0 ? 3 : 2;
+
+			return (len - (i - 1) < need) ? i - 1 : len;
+		}
+		i--;
+	}
+	return len;
+}
+
+/* Copies buf into a new string with every invalid UTF-8 sequence replaced by U+FFFD. */
+static char *kern_utf8_sanitize(const unsigned char *buf, size_t len, size_t *outlen)
+{
+	char *out = malloc(len * 3 + 1);
+	size_t o = 0;
+
+	if (!out)
+		return NULL;
+	for (size_t i = 0; i < len;) {
+		unsigned char c = buf[i];
+		size_t need = 0;
+		uint32_t cp = 0;
+
+		if (c < 0x80) {
+			out[o++] = (char)c;
+			i++;
+			continue;
+		}
+		if (c >= 0xC2 && c <= 0xDF) {
+			need = 2;
+			cp = c & 0x1F;
+		} else if (c >= 0xE0 && c <= 0xEF) {
+			need = 3;
+			cp = c & 0x0F;
+		} else if (c >= 0xF0 && c <= 0xF4) {
+			need = 4;
+			cp = c & 0x07;
+		}
+		bool ok = need > 0 && i + need <= len;
+		for (size_t j = 1; ok && j < need; j++) {
+			if ((buf[i + j] & 0xC0) != 0x80)
+				ok = false;
+			else
+				cp = (cp << 6) | (buf[i + j] & 0x3F);
+		}
+		if (ok && ((need == 3 && (cp < 0x800 || (cp >= 0xD800 && cp <= 0xDFFF))) ||
+			   (need == 4 && (cp < 0x10000 || cp > 0x10FFFF))))
+			ok = false;
+		if (ok) {
+			memcpy(out + o, buf + i, need);
+			o += need;
+			i += need;
+		} else {
+			memcpy(out + o, "\xEF\xBF\xBD", 3);
+			o += 3;
+			i++;
+		}
+	}
+	out[o] = '\0';
+	*outlen = o;
+	return out;
+}
+
+/* Publishes the whole-character prefix of one stream's buffer (all of it when final). */
+static void kern_output_publish(struct kern_output *o, struct kern_stream *s, bool final)
+{
+	size_t n = final ? s->len : kern_utf8_complete_prefix(s->buf, s->len);
+	size_t textlen = 0;
+	char *text;
+	json_t *content;
+	char *dump;
+
+	if (n == 0)
+		return;
+	text = kern_utf8_sanitize(s->buf, n, &textlen);
+	content = text ? json_pack("{s:s, s:s%}", "name", s->name, "text", text, textlen) : NULL;
+	dump = content ? json_dumps(content, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
+	if (dump)
+		kern_publish(o->k, "stream", NULL, dump, strlen(dump), NULL, NULL, 0);
+	else
+		kern_log(o->k, "out of memory: %zu bytes of %s lost", n, s->name);
+	free(dump);
+	json_decref(content);
+	free(text);
+	memmove(s->buf, s->buf + n, s->len - n);
+	s->len -= n;
+	o->last_publish_ms = kern_now_ms();
+}
+
+/* Publishes both streams, the one that has waited longer first. */
+static void kern_output_publish_all(struct kern_output *o, bool final)
+{
+	struct kern_stream *a = &o->s[0], *b = &o->s[1];
+
+	if (b->len && (!a->len || b->since < a->since)) {
+		a = &o->s[1];
+		b = &o->s[0];
+	}
+	if (a->len)
+		kern_output_publish(o, a, final);
+	if (b->len)
+		kern_output_publish(o, b, final);
+}
+
+/* Reads what the pipe holds, up to the buffer's room. Returns bytes read, 0 at EOF/EAGAIN. */
+static size_t kern_output_read(struct kern_output *o, struct kern_stream *s)
+{
+	size_t total = 0;
+
+	for (;;) {
+		if (s->len == KERN_OUTPUT_BUF_CAP)
+			kern_output_publish(o, s, false);
+		if (s->len == KERN_OUTPUT_BUF_CAP) /* only a partial character left: flush it */
+			kern_output_publish(o, s, true);
+		ssize_t r = read(s->rfd, s->buf + s->len, KERN_OUTPUT_BUF_CAP - s->len);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0)
+			return total;
+		if (s->len == 0)
+			s->since = ++o->arrivals;
+		s->len += (size_t)r;
+		total += (size_t)r;
+	}
+}
+
+/* Reads everything pending now (bounded, so a writer that never stops cannot hold us). */
+static void kern_output_drain(struct kern_output *o)
+{
+	for (int round = 0; round < 16; round++) {
+		size_t got = kern_output_read(o, &o->s[0]) + kern_output_read(o, &o->s[1]);
+
+		if (got == 0)
+			break;
+	}
+}
+
+static void *kern_output_main(void *arg)
+{
+	struct kern_output *o = arg;
+
+	for (;;) {
+		bool pending = o->s[0].len || o->s[1].len;
+		int64_t now = kern_now_ms();
+		int timeout = -1;
+		struct pollfd p[3] = {
+			{.fd = o->s[0].rfd, .events = POLLIN},
+			{.fd = o->s[1].rfd, .events = POLLIN},
+			{.fd = o->event_fd, .events = POLLIN},
+		};
+
+		if (pending) {
+			int64_t wait = o->last_publish_ms + KERN_OUTPUT_WINDOW_MS - now;
+			timeout = wait < 0 ? 0 : (int)wait;
+		}
+		if (poll(p, 3, timeout) < 0 && errno != EINTR)
+			break;
+		if (p[0].revents)
+			kern_output_read(o, &o->s[0]);
+		if (p[1].revents)
+			kern_output_read(o, &o->s[1]);
+		if (p[2].revents) {
+			uint64_t v, req;
+			bool stop;
+
+			if (read(o->event_fd, &v, sizeof(v)) < 0) {
+				/* a spurious wake-up: the counter was already read */
+			}
+			pthread_mutex_lock(&o->lock);
+			req = o->sync_req;
+			stop = o->stop;
+			pthread_mutex_unlock(&o->lock);
+			kern_output_drain(o);
+			kern_output_publish_all(o, true);
+			pthread_mutex_lock(&o->lock);
+			o->sync_done = req;
+			pthread_cond_broadcast(&o->done_cond);
+			pthread_mutex_unlock(&o->lock);
+			if (stop)
+				break;
+			continue;
+		}
+		if ((o->s[0].len || o->s[1].len) &&
+		    kern_now_ms() >= o->last_publish_ms + KERN_OUTPUT_WINDOW_MS)
+			kern_output_publish_all(o, false);
+	}
+	return NULL;
+}
+
+static int kern_output_pipe(struct kern_output *o, int idx, int target_fd, const char *name)
+{
+	int p[2];
+
+	if (pipe2(p, O_CLOEXEC) < 0)
+		return -errno;
+	/* A larger pipe lets bursts through without blocking the writer on every 64 KiB. */
+	fcntl(p[1], F_SETPIPE_SZ, 1 << 20);
+	if (fcntl(p[0], F_SETFL, O_NONBLOCK) < 0 || dup2(p[1], target_fd) < 0) {
+		int e = -errno;
+		close(p[0]);
+		close(p[1]);
+		return e;
+	}
+	close(p[1]);
+	o->s[idx].rfd = p[0];
+	o->s[idx].name = name;
+	o->s[idx].buf = malloc(KERN_OUTPUT_BUF_CAP);
+	return o->s[idx].buf ? 0 : -ENOMEM;
+}
+
+int kern_output_start(struct kern *k)
+{
+	struct kern_output *o = calloc(1, sizeof(*o));
+	int r;
+
+	if (!o)
+		return -ENOMEM;
+	o->k = k;
+	o->s[0].rfd = o->s[1].rfd = -1;
+	pthread_mutex_init(&o->lock, NULL);
+	pthread_cond_init(&o->done_cond, NULL);
+	o->event_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (o->event_fd < 0)
+		return -errno;
+	r = kern_output_pipe(o, 0, STDOUT_FILENO, "stdout");
+	if (r == 0)
+		r = kern_output_pipe(o, 1, STDERR_FILENO, "stderr");
+	if (r == 0)
+		r = -pthread_create(&o->thread, NULL, kern_output_main, o);
+	if (r < 0)
+		return r; /* the process exits on this path */
+	k->output = o;
+	return 0;
+}
+
+void kern_output_sync(struct kern *k)
+{
+	struct kern_output *o = k->output;
+	uint64_t one = 1, mine;
+
+	if (!o)
+		return;
+	pthread_mutex_lock(&o->lock);
+	mine = ++o->sync_req;
+	if (write(o->event_fd, &one, sizeof(one)) < 0) {
+		/* the counter is saturated, so a wake-up is already pending */
+	}
+	while (o->sync_done < mine)
+		pthread_cond_wait(&o->done_cond, &o->lock);
+	pthread_mutex_unlock(&o->lock);
+}
+
+void kern_output_stop(struct kern *k)
+{
+	struct kern_output *o = k->output;
+	uint64_t one = 1;
+
+	if (!o)
+		return;
+	pthread_mutex_lock(&o->lock);
+	o->stop = true;
+	o->sync_req++;
+	pthread_mutex_unlock(&o->lock);
+	if (write(o->event_fd, &one, sizeof(one)) < 0) {
+		/* see kern_output_sync */
+	}
+	pthread_join(o->thread, NULL);
+	k->output = NULL;
+	for (int i = 0; i < 2; i++) {
+		close(o->s[i].rfd);
+		free(o->s[i].buf);
+	}
+	close(o->event_fd);
+	pthread_mutex_destroy(&o->lock);
+	pthread_cond_destroy(&o->done_cond);
+	free(o);
+}

@@ -1,0 +1,33 @@
+/*
+ * The embedded interpreter: the only part of the kernel that includes Python.h. It owns the
+ * interpreter; the main thread holds the GIL except while it waits (kern_python_unlock).
+ */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "kern.h"
+
+/*
+ * Starts CPython with the `_sandcell` builtin module and the frozen helper modules, then runs
+ * sandcell_kernel.setup(). Call on the main thread after the sockets and the output thread are
+ * up. Returns 0 or -errno (details logged).
+ */
+int kern_python_init(struct kern *k, bool shim_ipython);
+
+/*
+ * Passes one request to sandcell_kernel.handle(). Returns the reply content as owned JSON text,
+ * or NULL when the request has no reply. Never fails: a Python failure becomes an error reply.
+ */
+char *kern_python_handle(struct kern *k, const char *msg_type, const char *content);
+
+/* Releases the GIL; returns the state to give back to kern_python_lock(). */
+void *kern_python_unlock(void);
+void kern_python_lock(void *state);
+
+/* Runs pending signal handlers and forgets a KeyboardInterrupt that arrived while idle. */
+void kern_python_discard_interrupt(void);
+
+/* "3.11.2" */
+const char *kern_python_version(void);
