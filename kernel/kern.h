@@ -48,6 +48,7 @@ struct kern {
 	int wake_fd; /* eventfd: wakes the main loop (shutdown) */
 	atomic_bool shutting_down;
 	atomic_bool busy; /* the main thread is handling a shell request */
+	atomic_bool output_silent; /* a silent execute runs: captured output is dropped */
 
 	struct kern_output *output;
 

@@ -91,7 +91,7 @@ static void kern_loop_handle(struct kern *k, struct proto_msg *msg)
 	const char *type = proto_msg_type(msg);
 	char *reply = NULL;
 	char reply_type[128];
-	bool abort = false;
+	bool abort = false, silent;
 
 	if (!parent || !content) {
 		kern_log(k, "out of memory: dropped a %s", type);
@@ -108,8 +108,15 @@ static void kern_loop_handle(struct kern *k, struct proto_msg *msg)
 		return;
 	}
 	kern_publish_status(k, "busy", NULL);
+	silent = strcmp(type, "execute_request") == 0 &&
+		 json_is_true(json_object_get(msg->content, "silent"));
+	if (silent)
+		atomic_store(&k->output_silent, true);
+	/* Like ipykernel, the kernel ignores SIGINT between requests. */
+	kern_python_discard_interrupt();
 	reply = kern_python_handle(k, type, content);
 	kern_output_sync(k);
+	atomic_store(&k->output_silent, false);
 	/* An interrupt that arrives after the code finished is meant for nothing now. */
 	kern_python_discard_interrupt();
 	if (reply) {
@@ -117,12 +124,13 @@ static void kern_loop_handle(struct kern *k, struct proto_msg *msg)
 		kern_send_reply(k, k->shell, msg, reply_type, reply, strlen(reply));
 		abort = kern_loop_should_abort(msg, reply);
 	}
+	/* Before idle: a client that sees idle may send the next request, which must run. */
+	if (abort)
+		kern_loop_abort_queue(k);
 	kern_publish_status(k, "idle", NULL);
 	atomic_store(&k->busy, false);
 	free(reply);
 	free(content);
-	if (abort)
-		kern_loop_abort_queue(k);
 }
 
 void kern_loop_run(struct kern *k)

@@ -37,15 +37,16 @@ struct kern_output {
 	uint64_t sync_req, sync_done; /* under lock */
 	bool stop;                    /* under lock */
 	uint64_t arrivals;
-	int64_t last_publish_ms;
+	int64_t last_publish_us;
+	int64_t pending_since_us; /* when the oldest unpublished byte arrived */
 };
 
-static int64_t kern_now_ms(void)
+static int64_t kern_now_us(void)
 {
 	struct timespec ts;
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 }
 
 /*
@@ -135,6 +136,11 @@ static void kern_output_publish(struct kern_output *o, struct kern_stream *s, bo
 
 	if (n == 0)
 		return;
+	if (atomic_load(&o->k->output_silent)) {
+		memmove(s->buf, s->buf + n, s->len - n);
+		s->len -= n;
+		return;
+	}
 	text = kern_utf8_sanitize(s->buf, n, &textlen);
 	content = text ? json_pack("{s:s, s:s%}", "name", s->name, "text", text, textlen) : NULL;
 	dump = content ? json_dumps(content, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
@@ -147,7 +153,7 @@ static void kern_output_publish(struct kern_output *o, struct kern_stream *s, bo
 	free(text);
 	memmove(s->buf, s->buf + n, s->len - n);
 	s->len -= n;
-	o->last_publish_ms = kern_now_ms();
+	o->last_publish_us = kern_now_us();
 }
 
 /* Publishes both streams, the one that has waited longer first. */
@@ -180,8 +186,11 @@ static size_t kern_output_read(struct kern_output *o, struct kern_stream *s)
 			continue;
 		if (r <= 0)
 			return total;
-		if (s->len == 0)
+		if (s->len == 0) {
 			s->since = ++o->arrivals;
+			if (!o->s[0].len && !o->s[1].len)
+				o->pending_since_us = kern_now_us();
+		}
 		s->len += (size_t)r;
 		total += (size_t)r;
 	}
@@ -198,13 +207,22 @@ static void kern_output_drain(struct kern_output *o)
 	}
 }
 
+/* When pending output is due: a short gather after it arrived, and a window after the last. */
+static int64_t kern_output_due(const struct kern_output *o)
+{
+	int64_t gathered = o->pending_since_us + KERN_OUTPUT_GATHER_MS * 1000;
+	int64_t spaced = o->last_publish_us + KERN_OUTPUT_WINDOW_MS * 1000;
+
+	return gathered > spaced ? gathered : spaced;
+}
+
 static void *kern_output_main(void *arg)
 {
 	struct kern_output *o = arg;
 
 	for (;;) {
 		bool pending = o->s[0].len || o->s[1].len;
-		int64_t now = kern_now_ms();
+		int64_t now = kern_now_us();
 		int timeout = -1;
 		struct pollfd p[3] = {
 			{.fd = o->s[0].rfd, .events = POLLIN},
@@ -213,8 +231,8 @@ static void *kern_output_main(void *arg)
 		};
 
 		if (pending) {
-			int64_t wait = o->last_publish_ms + KERN_OUTPUT_WINDOW_MS - now;
-			timeout = wait < 0 ? 0 : (int)wait;
+			int64_t wait = kern_output_due(o) - now;
+			timeout = wait <= 0 ? 0 : (int)((wait + 999) / 1000);
 		}
 		if (poll(p, 3, timeout) < 0 && errno != EINTR)
 			break;
@@ -243,8 +261,7 @@ static void *kern_output_main(void *arg)
 				break;
 			continue;
 		}
-		if ((o->s[0].len || o->s[1].len) &&
-		    kern_now_ms() >= o->last_publish_ms + KERN_OUTPUT_WINDOW_MS)
+		if ((o->s[0].len || o->s[1].len) && kern_now_us() >= kern_output_due(o))
 			kern_output_publish_all(o, false);
 	}
 	return NULL;

@@ -9,6 +9,8 @@
 
 /* Coalescing window: after a stream message, the next one waits at least this long. */
 #define KERN_OUTPUT_WINDOW_MS 50
+/* Output that arrives after a quiet spell waits this long for more (a print is two writes). */
+#define KERN_OUTPUT_GATHER_MS 2
 /* A stream buffer this full is published at once. */
 #define KERN_OUTPUT_BUF_CAP (1u << 20)
 
@@ -18,7 +20,8 @@
  */
 int kern_output_start(struct kern *k);
 
-/* Returns once everything written to fd 1 and 2 before the call is published. Thread-safe. */
+/*
+ * Returns once everything written to fd 1 and 2 before the call is published. Thread-safe. */
 void kern_output_sync(struct kern *k);
 
 /* Publishes what is left and stops the thread. */

@@ -33,6 +33,8 @@ struct proto_conn {
  * Parses a connection file's bytes. Requires transport (tcp|ipc), ip, the five ports
  * (0..65535; 0 only for tcp, meaning "pick one"), key (a string, may be empty) and
  * signature_scheme "hmac-sha256" when key is not empty. Unknown fields are ignored.
+ * Ports are JSON integers (not strings or reals); ip is 1..255 bytes; kernel_name (string or
+ * null) at most 127 bytes; a missing signature_scheme with a key means hmac-sha256.
  * On success *out owns its key; release it with proto_conn_clear(). On failure *out is
  * left cleared. Returns 0, -EBADMSG (malformed, details in err) or -ENOMEM.
  */
@@ -44,12 +46,13 @@ void proto_conn_clear(struct proto_conn *c);
 
 /*
  * Writes the ZeroMQ endpoint of a channel: "tcp://IP:PORT" or "ipc://IP-PORT" (the form
- * jupyter_client uses). Returns the length, or -ENAMETOOLONG when it does not fit in len.
+ * jupyter_client uses). Returns the length, or -ENAMETOOLONG when it does not fit in len
+ * (-EINVAL for an unknown channel).
  */
 int proto_conn_endpoint(const struct proto_conn *c, enum proto_channel ch, char *buf, size_t len);
 
 /*
  * Serialises c as a connection file (JSON text, owned by the caller, free()). Returns NULL on
- * allocation failure.
+ * allocation failure or when a string is not valid UTF-8.
  */
 char *proto_conn_dump(const struct proto_conn *c);

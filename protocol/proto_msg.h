@@ -1,7 +1,8 @@
 /*
  * The Jupyter message model: routing identities, header, parent_header, metadata, content and
  * binary buffers. A proto_msg owns everything it points to (copies of identities and buffers,
- * one jansson reference per JSON part).
+ * one jansson reference per JSON part). The identity and buffer arrays and their data are freed
+ * with jansson's allocator (json_set_alloc_funcs(); plain malloc/free unless a test changes it).
  */
 #pragma once
 

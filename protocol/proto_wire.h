@@ -35,7 +35,10 @@ int proto_wire_split(const struct proto_buf *frames, size_t n, const struct prot
  * Splits, verifies the signature with key (empty key: no check), parses the four JSON parts
  * (each must be an object; the header needs string msg_id and msg_type) and copies identities
  * and buffers. On success *out is a new owned message. Returns 0, -EBADMSG, -EMSGSIZE,
- * -EACCES (bad signature) or -ENOMEM; *out is NULL on failure.
+ * -EACCES (bad signature) or -ENOMEM; *out is NULL on failure. Limits are checked before the
+ * signature, the signature before any JSON is parsed. Duplicate keys and invalid UTF-8 are
+ * -EBADMSG; "\u0000" inside strings is kept, except in msg_id and msg_type. Some allocation
+ * failures inside jansson's parser come back as -EBADMSG.
  */
 int proto_wire_decode(const struct proto_buf *frames, size_t n, const void *key, size_t keylen,
 		      const struct proto_limits *lim, struct proto_msg **out,
@@ -61,8 +64,10 @@ size_t proto_wire_encode(const struct proto_wire_out *m, const void *key, size_t
 
 /*
  * Serialises the JSON parts of msg (compact, UTF-8, keys in insertion order) into owned strings
- * and fills out (identities and buffers borrowed from msg). Release with
- * proto_wire_out_release(). Returns 0 or -ENOMEM.
+ * and fills out (identities and buffers borrowed from msg). A NULL parent, metadata or content
+ * is sent as {}. Release with proto_wire_out_release() (only for a struct filled here).
+ * Returns 0, -EINVAL (msg has no header) or -ENOMEM (also when jansson refuses to dump: a
+ * string made with a *_nocheck constructor that is not UTF-8, or a reference cycle).
  */
 int proto_wire_out_from_msg(const struct proto_msg *msg, struct proto_wire_out *out);
 void proto_wire_out_release(struct proto_wire_out *out);

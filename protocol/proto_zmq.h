@@ -23,10 +23,18 @@ void proto_frames_clear(struct proto_frames *f);
  * consumed, even when it breaks a limit. Returns 0; -EAGAIN when nothing is pending;
  * -EMSGSIZE when frames, frame sizes or total exceed lim (nothing kept); -EINTR; -ETERM;
  * -ENOMEM; or another -errno from zmq.
+ * *out must be empty (zeroed or cleared) and is filled only on success. A frame may not exceed
+ * the largest of max_ident_len, max_json_frame and max_buffer (roles are unknown here);
+ * proto_wire_split() applies the per-role limits. -EAGAIN and -EINTR are only returned before
+ * the first frame; a signal during the rest of a message is retried.
  */
 int proto_zmq_recv(void *sock, int flags, const struct proto_limits *lim, struct proto_frames *out);
 
-/* Sends n frames as one multipart message (blocking). Returns 0 or -errno. */
+/*
+ * Sends n frames as one multipart message (blocking). Returns 0 or -errno (-EINVAL when n is 0).
+ * A signal before the first frame returns -EINTR; after it, sending is retried so that no
+ * half message is left on the socket.
+ */
 int proto_zmq_send_frames(void *sock, const struct proto_buf *frames, size_t n);
 
 /* Encodes, signs and sends m. Returns 0 or -errno. */

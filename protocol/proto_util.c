@@ -1,0 +1,87 @@
+/*
+ * Shared helpers: error details and the allocation wrappers every module uses. The wrappers
+ * route through jansson's allocator so failure-injection tests reach our own allocations too.
+ */
+#include "proto_util.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <jansson.h>
+
+#include "proto_internal.h"
+
+int proto_error_set(struct proto_error *err, int code, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (err) {
+		va_start(ap, fmt);
+		vsnprintf(err->text, sizeof(err->text), fmt, ap);
+		va_end(ap);
+	}
+	return -code;
+}
+
+void *proto__malloc(size_t size)
+{
+	json_malloc_t m;
+	json_free_t f;
+
+	json_get_alloc_funcs(&m, &f);
+	return m(size ? size : 1);
+}
+
+void *proto__calloc(size_t n, size_t size)
+{
+	size_t bytes;
+	void *p;
+
+	if (size && n > SIZE_MAX / size)
+		return NULL;
+	bytes = n * size;
+	p = proto__malloc(bytes);
+	if (p && bytes)
+		memset(p, 0, bytes);
+	return p;
+}
+
+void proto__free(void *p)
+{
+	json_malloc_t m;
+	json_free_t f;
+
+	if (!p)
+		return;
+	json_get_alloc_funcs(&m, &f);
+	f(p);
+}
+
+int proto__buf_copy(struct proto_buf *dst, const void *data, size_t len)
+{
+	dst->data = NULL;
+	dst->len = 0;
+	if (len == SIZE_MAX)
+		return -ENOMEM;
+	dst->data = proto__malloc(len + 1);
+	if (!dst->data)
+		return -ENOMEM;
+	if (len)
+		memcpy(dst->data, data, len);
+	dst->data[len] = '\0';
+	dst->len = len;
+	return 0;
+}
+
+void proto__hex_encode(const unsigned char *data, size_t len, char *out)
+{
+	static const char digits[] = "0123456789abcdef";
+
+	for (size_t i = 0; i < len; i++) {
+		out[2 * i] = digits[data[i] >> 4];
+		out[2 * i + 1] = digits[data[i] & 0x0f];
+	}
+}
