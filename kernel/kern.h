@@ -47,7 +47,7 @@ struct kern {
 	int log_fd;  /* the stderr we were started with; fd 2 itself is captured */
 	int wake_fd; /* eventfd: wakes the main loop (shutdown) */
 	atomic_bool shutting_down;
-	atomic_bool busy; /* the main thread is handling a shell request */
+	atomic_bool busy;          /* the main thread is handling a shell request */
 	atomic_bool output_silent; /* a silent execute runs: captured output is dropped */
 
 	struct kern_output *output;
@@ -57,7 +57,7 @@ struct kern {
 	 * its header as JSON text, the parent of every iopub message until the next request.
 	 */
 	pthread_mutex_t parent_lock;
-	char *parent_json; /* owned */
+	char *parent_json;         /* owned */
 	struct proto_msg *request; /* owned by the main thread; identities used for stdin */
 	bool allow_stdin;
 };
@@ -69,9 +69,9 @@ void kern_log(struct kern *k, const char *fmt, ...) __attribute__((format(printf
  * Publishes an iopub message. parent_json NULL means the current request's header. content and
  * metadata are JSON text (metadata NULL means {}). Borrowed arguments. Returns 0 or -errno.
  */
-int kern_publish(struct kern *k, const char *msg_type, const char *parent_json,
-		 const char *content, size_t content_len, const char *metadata,
-		 const struct proto_buf *buffers, size_t n_buffers);
+int kern_publish(struct kern *k, const char *msg_type, const char *parent_json, const char *content,
+                 size_t content_len, const char *metadata, const struct proto_buf *buffers,
+                 size_t n_buffers);
 
 /* Publishes {"execution_state": state} with the given parent (NULL: current). */
 int kern_publish_status(struct kern *k, const char *state, const char *parent_json);
@@ -81,7 +81,7 @@ int kern_publish_status(struct kern *k, const char *state, const char *parent_js
  * parent = req's header, msg_type given, content JSON text. Returns 0 or -errno.
  */
 int kern_send_reply(struct kern *k, void *sock, const struct proto_msg *req, const char *msg_type,
-		    const char *content, size_t content_len);
+                    const char *content, size_t content_len);
 
 /* Returns the request's header as compact JSON text (owned) or NULL. */
 char *kern_header_dump(const struct proto_msg *m);

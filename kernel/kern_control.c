@@ -44,7 +44,7 @@ bool kern_handle_builtin(struct kern *k, void *sock, const struct proto_msg *msg
 
 		reply_type = "shutdown_reply";
 		content = strdup(json_is_true(restart) ? "{\"status\":\"ok\",\"restart\":true}"
-						       : "{\"status\":\"ok\",\"restart\":false}");
+		                                       : "{\"status\":\"ok\",\"restart\":false}");
 	} else {
 		return false;
 	}
@@ -96,7 +96,7 @@ static void *kern_control_main(void *arg)
 			else if (kern_ms() - shutdown_at > KERN_SHUTDOWN_GRACE_MS) {
 				/* User code ignored the interrupt; the reply has long been sent. */
 				kern_log(k, "main thread still busy %d ms after shutdown: exiting",
-					 KERN_SHUTDOWN_GRACE_MS);
+				         KERN_SHUTDOWN_GRACE_MS);
 				_exit(0);
 			}
 		}

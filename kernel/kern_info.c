@@ -2,6 +2,8 @@
  * What the kernel says about itself: the kernel_info_reply content and the kernelspec that
  * makes `sandcell` a kernel name for every Jupyter client.
  */
+#include "kern_info.h"
+
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
@@ -11,7 +13,6 @@
 #include <jansson.h>
 
 #include "kern.h"
-#include "kern_info.h"
 #include "kern_python.h"
 
 char *kern_info_content(void)
@@ -22,18 +23,18 @@ char *kern_info_content(void)
 	char *s;
 
 	snprintf(banner, sizeof(banner),
-		 "sandcell-kernel %s, Python %s\nA Jupyter kernel in C that runs Python in a "
-		 "sandbox.\n",
-		 KERN_VERSION, version);
+	         "sandcell-kernel %s, Python %s\nA Jupyter kernel in C that runs Python in a "
+	         "sandbox.\n",
+	         KERN_VERSION, version);
 	info = json_pack("{s:s, s:s, s:s, s:s, s:{s:s, s:s, s:s, s:s, s:s, s:{s:s, s:i}, s:s}, "
-			 "s:s, s:b, s:[{s:s, s:s}]}",
-			 "status", "ok", "protocol_version", PROTO_VERSION, "implementation",
-			 "sandcell", "implementation_version", KERN_VERSION, "language_info",
-			 "name", "python", "version", version, "mimetype", "text/x-python",
-			 "file_extension", ".py", "pygments_lexer", "ipython3", "codemirror_mode",
-			 "name", "ipython", "version", 3, "nbconvert_exporter", "python", "banner",
-			 banner, "debugger", 0, "help_links", "text", "Python Reference", "url",
-			 "https://docs.python.org/3.11/");
+	                 "s:s, s:b, s:[{s:s, s:s}]}",
+	                 "status", "ok", "protocol_version", PROTO_VERSION, "implementation",
+	                 "sandcell", "implementation_version", KERN_VERSION, "language_info",
+	                 "name", "python", "version", version, "mimetype", "text/x-python",
+	                 "file_extension", ".py", "pygments_lexer", "ipython3", "codemirror_mode",
+	                 "name", "ipython", "version", 3, "nbconvert_exporter", "python", "banner",
+	                 banner, "debugger", 0, "help_links", "text", "Python Reference", "url",
+	                 "https://docs.python.org/3.11/");
 	if (!info)
 		return NULL;
 	s = json_dumps(info, JSON_COMPACT | JSON_PRESERVE_ORDER);
@@ -74,9 +75,9 @@ int kern_info_install_spec(const struct kern_spec_opts *o, char *out_path, size_
 	if (r < 0)
 		return r;
 	spec = json_pack("{s:[s,s,s], s:s, s:s, s:s, s:{s:s}}", "argv", exe, "-f",
-			 "{connection_file}", "display_name", o->display_name, "language", "python",
-			 "interrupt_mode", o->interrupt_mode, "metadata", "sandcell_version",
-			 KERN_VERSION);
+	                 "{connection_file}", "display_name", o->display_name, "language", "python",
+	                 "interrupt_mode", o->interrupt_mode, "metadata", "sandcell_version",
+	                 KERN_VERSION);
 	if (!spec)
 		return -ENOMEM;
 	if (o->extra_argv) {

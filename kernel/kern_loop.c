@@ -3,6 +3,8 @@
  * publishes busy, lets Python (or a built-in handler) answer, flushes output, replies and
  * publishes idle. After a failed execute with stop_on_error it aborts the queued requests.
  */
+#include "kern_loop.h"
+
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
@@ -10,7 +12,6 @@
 
 #include <zmq.h>
 
-#include "kern_loop.h"
 #include "kern_output.h"
 #include "kern_python.h"
 
@@ -78,7 +79,7 @@ static bool kern_loop_should_abort(const struct proto_msg *req, const char *repl
 		return false;
 	r = json_loads(reply, 0, NULL);
 	failed = r && json_is_string(json_object_get(r, "status")) &&
-		 strcmp(json_string_value(json_object_get(r, "status")), "error") == 0;
+	         strcmp(json_string_value(json_object_get(r, "status")), "error") == 0;
 	json_decref(r);
 	return failed;
 }
@@ -109,7 +110,7 @@ static void kern_loop_handle(struct kern *k, struct proto_msg *msg)
 	}
 	kern_publish_status(k, "busy", NULL);
 	silent = strcmp(type, "execute_request") == 0 &&
-		 json_is_true(json_object_get(msg->content, "silent"));
+	         json_is_true(json_object_get(msg->content, "silent"));
 	if (silent)
 		atomic_store(&k->output_silent, true);
 	/* Like ipykernel, the kernel ignores SIGINT between requests. */
@@ -137,8 +138,8 @@ void kern_loop_run(struct kern *k)
 {
 	while (!atomic_load(&k->shutting_down)) {
 		zmq_pollitem_t items[2] = {
-			{.socket = k->shell, .events = ZMQ_POLLIN},
-			{.fd = k->wake_fd, .events = ZMQ_POLLIN},
+		        {.socket = k->shell, .events = ZMQ_POLLIN},
+		        {.fd = k->wake_fd, .events = ZMQ_POLLIN},
 		};
 		void *state = kern_python_unlock();
 		int r = zmq_poll(items, 2, -1);

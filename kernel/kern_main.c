@@ -103,7 +103,7 @@ static void *kern_bind(struct kern *k, int type, enum proto_channel ch)
 		zmq_setsockopt(s, ZMQ_ROUTER_HANDOVER, &one, sizeof(one));
 	if (proto_conn_endpoint(&k->conn, ch, ep, sizeof(ep)) < 0 || zmq_bind(s, ep) < 0) {
 		kern_log(k, "cannot bind %s to %s: %s", proto_channel_name(ch), ep,
-			 zmq_strerror(zmq_errno()));
+		         zmq_strerror(zmq_errno()));
 		zmq_close(s);
 		return NULL;
 	}
@@ -143,10 +143,10 @@ static void kern_shutdown(struct kern *k)
 static int kern_install_spec(int argc, char **argv, const char *prefix)
 {
 	struct kern_spec_opts o = {
-		.prefix = prefix,
-		.name = "sandcell",
-		.display_name = "Python 3 (sandcell)",
-		.interrupt_mode = "signal",
+	        .prefix = prefix,
+	        .name = "sandcell",
+	        .display_name = "Python 3 (sandcell)",
+	        .interrupt_mode = "signal",
 	};
 	char path[4096];
 	int r;
@@ -164,14 +164,14 @@ static int kern_install_spec(int argc, char **argv, const char *prefix)
 		return 2;
 	}
 	if (!o.name[0] || strspn(o.name, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
-					 "0123456789._-") != strlen(o.name)) {
+	                                 "0123456789._-") != strlen(o.name)) {
 		fprintf(stderr, "sandcell-kernel: a kernel name uses only A-Z a-z 0-9 . _ -\n");
 		return 2;
 	}
 	r = kern_info_install_spec(&o, path, sizeof(path));
 	if (r < 0) {
 		fprintf(stderr, "sandcell-kernel: cannot write the kernelspec under %s: %s\n",
-			prefix, strerror(-r));
+		        prefix, strerror(-r));
 		return 1;
 	}
 	printf("%s\n", path);
@@ -182,15 +182,15 @@ int main(int argc, char **argv)
 {
 	static struct kern k;
 	static const struct option opts[] = {
-		{"connection-file", required_argument, NULL, 'f'},
-		{"install-kernelspec", required_argument, NULL, 'i'},
-		{"name", required_argument, NULL, 'n'},
-		{"display-name", required_argument, NULL, 'd'},
-		{"interrupt-mode", required_argument, NULL, 'm'},
-		{"shim-ipython", no_argument, NULL, 's'},
-		{"help", no_argument, NULL, 'h'},
-		{"version", no_argument, NULL, 'V'},
-		{NULL, 0, NULL, 0},
+	        {"connection-file", required_argument, NULL, 'f'},
+	        {"install-kernelspec", required_argument, NULL, 'i'},
+	        {"name", required_argument, NULL, 'n'},
+	        {"display-name", required_argument, NULL, 'd'},
+	        {"interrupt-mode", required_argument, NULL, 'm'},
+	        {"shim-ipython", no_argument, NULL, 's'},
+	        {"help", no_argument, NULL, 'h'},
+	        {"version", no_argument, NULL, 'V'},
+	        {NULL, 0, NULL, 0},
 	};
 	const char *conn_path = NULL, *spec_prefix = NULL, *env;
 	bool shim = (env = getenv("SANDCELL_SHIM_IPYTHON")) && strcmp(env, "1") == 0;

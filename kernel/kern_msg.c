@@ -53,9 +53,9 @@ static struct proto_buf kern_buf(const char *s, size_t len)
 	return (struct proto_buf){.data = (unsigned char *)(uintptr_t)s, .len = len};
 }
 
-int kern_publish(struct kern *k, const char *msg_type, const char *parent_json,
-		 const char *content, size_t content_len, const char *metadata,
-		 const struct proto_buf *buffers, size_t n_buffers)
+int kern_publish(struct kern *k, const char *msg_type, const char *parent_json, const char *content,
+                 size_t content_len, const char *metadata, const struct proto_buf *buffers,
+                 size_t n_buffers)
 {
 	_cleanup_(proto_freep) char *header = kern_new_header(k, msg_type);
 	_cleanup_(proto_freep) char *parent_copy = NULL;
@@ -102,7 +102,7 @@ int kern_publish_status(struct kern *k, const char *state, const char *parent_js
 }
 
 int kern_send_reply(struct kern *k, void *sock, const struct proto_msg *req, const char *msg_type,
-		    const char *content, size_t content_len)
+                    const char *content, size_t content_len)
 {
 	_cleanup_(proto_freep) char *header = kern_new_header(k, msg_type);
 	_cleanup_(proto_freep) char *parent = kern_header_dump(req);
@@ -134,10 +134,10 @@ int kern_recv(struct kern *k, void *sock, int flags, const char *chan, struct pr
 	if (r < 0)
 		return r;
 	r = proto_wire_decode(frames.v, frames.n, k->conn.key, k->conn.key_len, &k->limits, out,
-			      &err);
+	                      &err);
 	if (r < 0)
 		kern_log(k, "%s: dropped a message (%s): %s", chan,
-			 r == -EACCES ? "bad signature" : strerror(-r), err.text);
+		         r == -EACCES ? "bad signature" : strerror(-r), err.text);
 	proto_frames_clear(&frames);
 	return r;
 }

@@ -4,6 +4,8 @@
  * during a burst, messages are spaced by KERN_OUTPUT_WINDOW_MS so that a loop of many prints
  * turns into a few large messages.
  */
+#include "kern_output.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -17,7 +19,7 @@
 
 #include <jansson.h>
 
-#include "kern_output.h"
+#include "proto_utf8.h"
 
 struct kern_stream {
 	const char *name; /* "stdout" or "stderr" */
@@ -49,86 +51,10 @@ static int64_t kern_now_us(void)
 	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 }
 
-/*
- * Returns how many leading bytes of buf form whole UTF-8 sequences, leaving out at most 3 bytes
- * of a sequence that may still be completed by the next read.
- */
-static size_t kern_utf8_complete_prefix(const unsigned char *buf, size_t len)
-{
-	size_t i = len;
-
-	for (int back = 0; back < 3 && i > 0; back++) {
-		unsigned char c = buf[i - 1];
-
-		if (c < 0x80)
-			return len;
-		if (c >= 0xC0) {
-			size_t need = c >= 0xF0 ? 4 : c >= 0xE0 ? 3 : 2;
-
-			return (len - (i - 1) < need) ? i - 1 : len;
-		}
-		i--;
-	}
-	return len;
-}
-
-/* Copies buf into a new string with every invalid UTF-8 sequence replaced by U+FFFD. */
-static char *kern_utf8_sanitize(const unsigned char *buf, size_t len, size_t *outlen)
-{
-	char *out = malloc(len * 3 + 1);
-	size_t o = 0;
-
-	if (!out)
-		return NULL;
-	for (size_t i = 0; i < len;) {
-		unsigned char c = buf[i];
-		size_t need = 0;
-		uint32_t cp = 0;
-
-		if (c < 0x80) {
-			out[o++] = (char)c;
-			i++;
-			continue;
-		}
-		if (c >= 0xC2 && c <= 0xDF) {
-			need = 2;
-			cp = c & 0x1F;
-		} else if (c >= 0xE0 && c <= 0xEF) {
-			need = 3;
-			cp = c & 0x0F;
-		} else if (c >= 0xF0 && c <= 0xF4) {
-			need = 4;
-			cp = c & 0x07;
-		}
-		bool ok = need > 0 && i + need <= len;
-		for (size_t j = 1; ok && j < need; j++) {
-			if ((buf[i + j] & 0xC0) != 0x80)
-				ok = false;
-			else
-				cp = (cp << 6) | (buf[i + j] & 0x3F);
-		}
-		if (ok && ((need == 3 && (cp < 0x800 || (cp >= 0xD800 && cp <= 0xDFFF))) ||
-			   (need == 4 && (cp < 0x10000 || cp > 0x10FFFF))))
-			ok = false;
-		if (ok) {
-			memcpy(out + o, buf + i, need);
-			o += need;
-			i += need;
-		} else {
-			memcpy(out + o, "\xEF\xBF\xBD", 3);
-			o += 3;
-			i++;
-		}
-	}
-	out[o] = '\0';
-	*outlen = o;
-	return out;
-}
-
 /* Publishes the whole-character prefix of one stream's buffer (all of it when final). */
 static void kern_output_publish(struct kern_output *o, struct kern_stream *s, bool final)
 {
-	size_t n = final ? s->len : kern_utf8_complete_prefix(s->buf, s->len);
+	size_t n = final ? s->len : proto_utf8_complete_prefix(s->buf, s->len);
 	size_t textlen = 0;
 	char *text;
 	json_t *content;
@@ -141,7 +67,9 @@ static void kern_output_publish(struct kern_output *o, struct kern_stream *s, bo
 		s->len -= n;
 		return;
 	}
-	text = kern_utf8_sanitize(s->buf, n, &textlen);
+	text = malloc(3 * n + 1);
+	if (text)
+		textlen = proto_utf8_sanitize(s->buf, n, text);
 	content = text ? json_pack("{s:s, s:s%}", "name", s->name, "text", text, textlen) : NULL;
 	dump = content ? json_dumps(content, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
 	if (dump)
@@ -225,9 +153,9 @@ static void *kern_output_main(void *arg)
 		int64_t now = kern_now_us();
 		int timeout = -1;
 		struct pollfd p[3] = {
-			{.fd = o->s[0].rfd, .events = POLLIN},
-			{.fd = o->s[1].rfd, .events = POLLIN},
-			{.fd = o->event_fd, .events = POLLIN},
+		        {.fd = o->s[0].rfd, .events = POLLIN},
+		        {.fd = o->s[1].rfd, .events = POLLIN},
+		        {.fd = o->event_fd, .events = POLLIN},
 		};
 
 		if (pending) {

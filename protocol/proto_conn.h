@@ -38,8 +38,7 @@ struct proto_conn {
  * On success *out owns its key; release it with proto_conn_clear(). On failure *out is
  * left cleared. Returns 0, -EBADMSG (malformed, details in err) or -ENOMEM.
  */
-int proto_conn_parse(const char *data, size_t len, struct proto_conn *out,
-		     struct proto_error *err);
+int proto_conn_parse(const char *data, size_t len, struct proto_conn *out, struct proto_error *err);
 
 /* Frees the key and zeroes the struct. Safe on a cleared struct. */
 void proto_conn_clear(struct proto_conn *c);

@@ -6,9 +6,10 @@
  */
 #pragma once
 
-#include <jansson.h>
 #include <stdbool.h>
 #include <stddef.h>
+
+#include <jansson.h>
 
 #include "proto_util.h"
 
@@ -17,10 +18,10 @@
 struct proto_msg {
 	struct proto_buf *idents; /* owned array of owned copies */
 	size_t n_idents;
-	json_t *header;   /* owned; an object with string msg_id and msg_type */
-	json_t *parent;   /* owned; an object, {} when there is no parent */
-	json_t *metadata; /* owned; an object */
-	json_t *content;  /* owned; an object */
+	json_t *header;            /* owned; an object with string msg_id and msg_type */
+	json_t *parent;            /* owned; an object, {} when there is no parent */
+	json_t *metadata;          /* owned; an object */
+	json_t *content;           /* owned; an object */
 	struct proto_buf *buffers; /* owned array of owned copies */
 	size_t n_buffers;
 };

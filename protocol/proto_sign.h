@@ -26,14 +26,14 @@ void proto_sha256_final(struct proto_sha256 *s, unsigned char out[PROTO_SHA256_L
 
 /* HMAC-SHA256 of the concatenation of n parts. */
 void proto_hmac_sha256(const void *key, size_t keylen, const struct proto_buf *parts, size_t n,
-		       unsigned char out[PROTO_SHA256_LEN]);
+                       unsigned char out[PROTO_SHA256_LEN]);
 
 /*
  * Writes the signature of the four JSON parts (header, parent, metadata, content) to out as
  * 64 hex digits and a NUL; with an empty key writes "" and returns 0. Returns the length.
  */
 size_t proto_sign_hex(const void *key, size_t keylen, const struct proto_buf parts[4],
-		      char out[PROTO_SIGN_HEX_LEN + 1]);
+                      char out[PROTO_SIGN_HEX_LEN + 1]);
 
 /*
  * Checks sig against the four parts. With an empty key every signature passes (Jupyter's
@@ -41,4 +41,4 @@ size_t proto_sign_hex(const void *key, size_t keylen, const struct proto_buf par
  * constant time. Returns 0 or -EACCES.
  */
 int proto_sign_verify(const void *key, size_t keylen, const struct proto_buf parts[4],
-		      const struct proto_buf *sig);
+                      const struct proto_buf *sig);

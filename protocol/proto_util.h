@@ -21,14 +21,14 @@ struct proto_error {
 
 /* Writes a formatted message into err when err is not NULL; returns -code (an errno value). */
 int proto_error_set(struct proto_error *err, int code, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
+        __attribute__((format(printf, 3, 4)));
 
 #define _cleanup_(f) __attribute__((cleanup(f)))
-#define TAKE_PTR(p)                                                                                \
-	__extension__({                                                                            \
-		__typeof__(p) take_ptr_ = (p);                                                     \
-		(p) = NULL;                                                                        \
-		take_ptr_;                                                                         \
+#define TAKE_PTR(p)                            \
+	__extension__({                        \
+		__typeof__(p) take_ptr_ = (p); \
+		(p) = NULL;                    \
+		take_ptr_;                     \
 	})
 
 static inline void proto_freep(void *p)

@@ -29,7 +29,7 @@ struct proto_wire_parts {
  * after it) or -EMSGSIZE (a limit), with details in err.
  */
 int proto_wire_split(const struct proto_buf *frames, size_t n, const struct proto_limits *lim,
-		     struct proto_wire_parts *out, struct proto_error *err);
+                     struct proto_wire_parts *out, struct proto_error *err);
 
 /*
  * Splits, verifies the signature with key (empty key: no check), parses the four JSON parts
@@ -41,8 +41,8 @@ int proto_wire_split(const struct proto_buf *frames, size_t n, const struct prot
  * failures inside jansson's parser come back as -EBADMSG.
  */
 int proto_wire_decode(const struct proto_buf *frames, size_t n, const void *key, size_t keylen,
-		      const struct proto_limits *lim, struct proto_msg **out,
-		      struct proto_error *err);
+                      const struct proto_limits *lim, struct proto_msg **out,
+                      struct proto_error *err);
 
 /* Serialised parts of an outgoing message; all borrowed. */
 struct proto_wire_out {
@@ -60,7 +60,7 @@ struct proto_wire_out {
  */
 size_t proto_wire_frame_count(const struct proto_wire_out *m);
 size_t proto_wire_encode(const struct proto_wire_out *m, const void *key, size_t keylen,
-			 char sigbuf[65], struct proto_buf *frames);
+                         char sigbuf[65], struct proto_buf *frames);
 
 /*
  * Serialises the JSON parts of msg (compact, UTF-8, keys in insertion order) into owned strings
