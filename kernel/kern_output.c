@@ -104,7 +104,8 @@ static size_t kern_output_read(struct kern_output *o, struct kern_stream *s)
 {
 	size_t total = 0;
 
-	for (;;) {
+	/* Bounded, so that a writer that never pauses cannot starve timers and sync requests. */
+	for (int rounds = 0; rounds < 16; rounds++) {
 		if (s->len == KERN_OUTPUT_BUF_CAP)
 			kern_output_publish(o, s, false);
 		if (s->len == KERN_OUTPUT_BUF_CAP) /* only a partial character left: flush it */
@@ -122,6 +123,7 @@ static size_t kern_output_read(struct kern_output *o, struct kern_stream *s)
 		s->len += (size_t)r;
 		total += (size_t)r;
 	}
+	return total;
 }
 
 /* Reads everything pending now (bounded, so a writer that never stops cannot hold us). */
