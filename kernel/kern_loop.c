@@ -39,14 +39,18 @@ static void kern_loop_set_request(struct kern *k, struct proto_msg *msg, char *p
 	k->allow_stdin = json_is_true(allow);
 }
 
-/* Replies "aborted" to every request already queued on shell (kernel_info is still answered). */
+/*
+ * Replies "aborted" (with the current execution count) to every request already queued on
+ * shell; kernel_info, interrupt and shutdown are still answered. Call with the GIL held.
+ */
 static void kern_loop_abort_queue(struct kern *k)
 {
 	for (;;) {
 		struct proto_msg *m = NULL;
 		_cleanup_(proto_freep) char *parent = NULL;
 		char reply_type[128];
-		static const char aborted[] = "{\"status\":\"aborted\",\"execution_count\":null}";
+		char aborted[96];
+		int n;
 		int r = kern_recv(k, k->shell, ZMQ_DONTWAIT, "shell", &m);
 
 		if (r == -EAGAIN || r == -ETERM || r == -EINTR)
@@ -61,7 +65,10 @@ static void kern_loop_abort_queue(struct kern *k)
 		if (parent) {
 			kern_loop_reply_type(proto_msg_type(m), reply_type, sizeof(reply_type));
 			kern_publish_status(k, "busy", parent);
-			kern_send_reply(k, k->shell, m, reply_type, aborted, sizeof(aborted) - 1);
+			n = snprintf(aborted, sizeof(aborted),
+			             "{\"status\":\"aborted\",\"execution_count\":%ld}",
+			             kern_python_execution_count());
+			kern_send_reply(k, k->shell, m, reply_type, aborted, (size_t)n);
 			kern_publish_status(k, "idle", parent);
 		}
 		proto_msg_free(m);

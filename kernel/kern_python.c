@@ -363,6 +363,19 @@ char *kern_python_handle(struct kern *k, const char *msg_type, const char *conte
 	return out;
 }
 
+long kern_python_execution_count(void)
+{
+	PyObject *r = PyObject_CallMethod(kern_py_helper, "execution_count", NULL);
+	long n = r ? PyLong_AsLong(r) : -1;
+
+	Py_XDECREF(r);
+	if (n < 0) {
+		PyErr_Clear();
+		n = 0;
+	}
+	return n;
+}
+
 void *kern_python_unlock(void)
 {
 	return PyEval_SaveThread();

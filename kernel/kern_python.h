@@ -22,6 +22,9 @@ int kern_python_init(struct kern *k, bool shim_ipython);
  */
 char *kern_python_handle(struct kern *k, const char *msg_type, const char *content);
 
+/* The execution count of the last stored execute (0 before any). */
+long kern_python_execution_count(void);
+
 /* Releases the GIL; returns the state to give back to kern_python_lock(). */
 void *kern_python_unlock(void);
 void kern_python_lock(void *state);

@@ -556,6 +556,11 @@ def _new_user_namespace():
     return ns
 
 
+def execution_count():
+    """The count of the last stored execution (C uses it in aborted replies)."""
+    return _S.execution_count
+
+
 def setup(config=None):
     """Install the kernel's hooks into the interpreter.  Called once by C
     before the first request; calling it again re-installs the hooks."""

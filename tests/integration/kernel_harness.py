@@ -20,7 +20,6 @@ import hmac
 import json
 import os
 import queue
-import re
 import shutil
 import signal
 import subprocess
@@ -409,7 +408,3 @@ class Wire:
                 return None
             if m["parent_header"].get("msg_id") == msg_id:
                 return m
-
-
-def match_any(pattern, text):
-    return re.search(pattern, text) is not None
