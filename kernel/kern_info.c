@@ -23,8 +23,7 @@ char *kern_info_content(void)
 	char *s;
 
 	snprintf(banner, sizeof(banner),
-	         "sandcell-kernel %s, Python %s\nA Jupyter kernel in C that runs Python in a "
-	         "sandbox.\n",
+	         "sandcell-kernel %s, Python %s\nA Jupyter kernel for Python, written in C.\n",
 	         KERN_VERSION, version);
 	info = json_pack("{s:s, s:s, s:s, s:s, s:{s:s, s:s, s:s, s:s, s:s, s:{s:s, s:i}, s:s}, "
 	                 "s:s, s:b, s:[{s:s, s:s}]}",
