@@ -276,6 +276,11 @@ int main(int argc, char **argv)
 		kern_log(&k, "cannot start: %s", strerror(-r));
 		_exit(1);
 	}
+	/*
+	 * A kernel started from a background job inherits SIGINT ignored, and Python then
+	 * installs no KeyboardInterrupt handler: interrupts must work however we were started.
+	 */
+	signal(SIGINT, SIG_DFL);
 	r = kern_python_init(&k, shim);
 	if (r < 0)
 		_exit(1);

@@ -183,6 +183,8 @@ static void *kern_output_main(void *arg)
 			pthread_mutex_unlock(&o->lock);
 			kern_output_drain(o);
 			kern_output_publish_all(o, true);
+			/* A sync ends a request: the next one's first output goes out at once. */
+			o->last_publish_us = 0;
 			pthread_mutex_lock(&o->lock);
 			o->sync_done = req;
 			pthread_cond_broadcast(&o->done_cond);

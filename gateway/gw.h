@@ -1,0 +1,161 @@
+/*
+ * The gateway's objects and who owns them: the server owns its kernels, HTTP waiters and
+ * sessions; a kernel owns its ZeroMQ channels, its process and its replay buffer, and lists
+ * (but does not own) the WebSocket connections attached to it; lws owns each connection's
+ * memory (per-session data) and tells us when it goes.
+ */
+#pragma once
+
+#include <libwebsockets.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "gw_config.h"
+#include "proto_conn.h"
+#include "proto_id.h"
+#include "proto_limits.h"
+#include "proto_ws.h"
+
+#define GW_VERSION "0.1.0"
+
+struct gw_kernel;
+struct gw_conn;
+
+/* One queued outgoing WebSocket frame, with LWS_PRE bytes of headroom before data. */
+struct gw_frame {
+	struct gw_frame *next;
+	size_t len;
+	bool binary;
+	bool droppable; /* output (stream, display…) that may be dropped for a slow client */
+	unsigned char data[]; /* LWS_PRE + len */
+};
+
+struct gw_queue {
+	struct gw_frame *head, *tail;
+	size_t bytes, count;
+};
+
+/* A message kept for replay while a kernel has no client: the channel and the raw parts. */
+struct gw_held {
+	struct gw_held *next;
+	enum proto_ws_channel channel;
+	bool droppable;
+	size_t size;
+	struct proto_ws_msg msg; /* owned copies */
+};
+
+/* One ZeroMQ socket of a kernel, its fd adopted into the lws loop. */
+struct gw_channel {
+	struct gw_kernel *kernel;
+	enum proto_ws_channel which;
+	void *sock;
+	struct lws *wsi;                /* the adopted duplicate of ZMQ_FD */
+	lws_sorted_usec_list_t sul_drain; /* re-check after sends or a spent budget */
+};
+
+enum gw_kernel_state {
+	GW_KERNEL_STARTING,
+	GW_KERNEL_IDLE,
+	GW_KERNEL_BUSY,
+	GW_KERNEL_RESTARTING,
+	GW_KERNEL_DEAD,
+};
+
+/* A reply route: which connection asked msg_id. A ring, newest last. */
+#define GW_ROUTES 512
+struct gw_route {
+	char msg_id[128];
+	struct gw_conn *conn;
+};
+
+/* An HTTP request waiting for a kernel event (ready, restarted, gone). */
+enum gw_wait_kind {
+	GW_WAIT_START,   /* POST /api/kernels, POST /api/sessions: 201 when ready */
+	GW_WAIT_RESTART, /* POST .../restart: 200 when ready again */
+	GW_WAIT_DELETE,  /* DELETE: 204 when the process is gone */
+};
+
+struct gw_http; /* per-HTTP-request data (gw_server.c) */
+
+struct gw_kernel {
+	struct gw_server *srv;
+	struct gw_kernel *next;
+	char id[PROTO_UUID_LEN + 1];
+	char name[64];
+	enum gw_kernel_state state;
+	char last_activity[PROTO_DATE_LEN + 1];
+	int64_t active_us; /* monotonic time of the last activity, for culling */
+	struct proto_conn conn; /* endpoints and key (owned) */
+	char conn_path[4096];
+	pid_t pid;
+	struct lws *pid_wsi; /* the adopted pidfd; NULL when no process runs */
+	int restarts;        /* automatic restarts so far */
+	bool deleting, restarting_manual, ready;
+	bool info_reply_seen, info_iopub_seen;
+	char info_msg_id[128]; /* our readiness kernel_info_request */
+	struct gw_channel ch[4]; /* indexed by enum proto_ws_channel */
+	struct gw_conn *conns;   /* attached WebSocket connections (not owned) */
+	size_t n_conns;
+	struct gw_route routes[GW_ROUTES];
+	size_t route_next;
+	struct gw_held *held_head, *held_tail; /* replay buffer (owned) */
+	size_t held_bytes, held_dropped, held_dropped_bytes;
+	lws_sorted_usec_list_t sul_ready; /* kernel_info retries, start timeout */
+	lws_sorted_usec_list_t sul_kill;  /* shutdown grace before SIGKILL */
+	int64_t start_deadline_us;
+};
+
+/* Per-connection data of a kernel WebSocket (lws allocates it). */
+struct gw_conn {
+	struct gw_conn *next; /* in kernel->conns */
+	struct lws *wsi;
+	struct gw_kernel *kernel; /* NULL once the kernel is gone */
+	enum proto_ws_framing framing;
+	char session_id[128];
+	struct gw_queue out;
+	size_t dropped, dropped_bytes; /* output dropped since the last notice */
+	unsigned char *rx;            /* a message being reassembled from fragments */
+	size_t rx_len;
+	bool rx_binary, rx_overflow;
+	bool closing;
+	char close_reason[124];
+	int close_code;
+};
+
+struct gw_server {
+	struct gw_config *cfg;
+	struct lws_context *cx;
+	struct lws_vhost *vh;
+	void *zctx;
+	char runtime_dir[4096];
+	bool own_runtime_dir;
+	char kernel_binary[4096];
+	struct gw_kernel *kernels;
+	size_t n_kernels; /* including starting ones: the limit applies to this */
+	struct gw_http *waiters;
+	struct proto_limits limits; /* for kernel and client messages */
+	bool stopping;
+	int exit_code;
+	lws_sorted_usec_list_t sul_cull;
+	struct gw_session *sessions;
+};
+
+/* REST /api/sessions model. */
+struct gw_session {
+	struct gw_session *next;
+	char id[PROTO_UUID_LEN + 1];
+	char *path, *name, *type;
+	struct gw_kernel *kernel; /* not owned */
+};
+
+/* Logging to stderr with a level (cfg->log_level). */
+void gw_log(const struct gw_server *srv, int level, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+#define GW_ERR  0
+#define GW_WARN 1
+#define GW_INFO 2
+#define GW_DBG  3
+
+int64_t gw_now_us(void);

@@ -1,0 +1,187 @@
+/*
+ * ZeroMQ sockets inside the lws loop (see gw_channel.h). Each received multipart message goes
+ * to gw_kernel_on_message(); nothing here parses it.
+ */
+#include "gw_channel.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <zmq.h>
+
+#include "gw_kernel.h"
+#include "proto_zmq.h"
+
+/* Messages taken per wake-up before yielding to other connections. */
+#define GW_DRAIN_BUDGET 64
+
+static bool gw_channel_readable(struct gw_channel *ch)
+{
+	int events = 0;
+	size_t len = sizeof(events);
+
+	if (!ch->sock || zmq_getsockopt(ch->sock, ZMQ_EVENTS, &events, &len) < 0)
+		return false;
+	return events & ZMQ_POLLIN;
+}
+
+static void gw_channel_drain(struct gw_channel *ch);
+
+static void gw_channel_drain_cb(lws_sorted_usec_list_t *sul)
+{
+	struct gw_channel *ch = lws_container_of(sul, struct gw_channel, sul_drain);
+
+	gw_channel_drain(ch);
+}
+
+static void gw_channel_recheck(struct gw_channel *ch)
+{
+	lws_sul_schedule(ch->kernel->srv->cx, 0, &ch->sul_drain, gw_channel_drain_cb, 1);
+}
+
+static void gw_channel_drain(struct gw_channel *ch)
+{
+	struct gw_kernel *k = ch->kernel;
+
+	/*
+	 * A kernel publishes a request's output before its reply; take what iopub holds first
+	 * so that clients see them in that order too.
+	 */
+	if (ch->which != PROTO_WS_IOPUB && k->ch[PROTO_WS_IOPUB].sock)
+		gw_channel_drain(&k->ch[PROTO_WS_IOPUB]);
+	if (!ch->sock)
+		return;
+	for (int budget = GW_DRAIN_BUDGET; budget > 0 && gw_channel_readable(ch); budget--) {
+		struct proto_frames frames = {0};
+		int r = proto_zmq_recv(ch->sock, ZMQ_DONTWAIT, &k->srv->limits, &frames);
+
+		if (r == -EAGAIN)
+			break;
+		if (r < 0) {
+			gw_log(k->srv, GW_WARN, "kernel %s: %s: dropped a message: %s", k->id,
+			       proto_ws_channel_name(ch->which), strerror(-r));
+			continue;
+		}
+		/* May close this channel (a restart): stop if so. */
+		gw_kernel_on_message(k, ch->which, &frames);
+		proto_frames_clear(&frames);
+		if (!ch->sock)
+			return;
+	}
+	if (gw_channel_readable(ch))
+		gw_channel_recheck(ch);
+}
+
+int gw_channel_open(struct gw_kernel *k, enum proto_ws_channel which)
+{
+	static const enum proto_channel map[] = {
+	        [PROTO_WS_SHELL] = PROTO_CHANNEL_SHELL,
+	        [PROTO_WS_CONTROL] = PROTO_CHANNEL_CONTROL,
+	        [PROTO_WS_STDIN] = PROTO_CHANNEL_STDIN,
+	        [PROTO_WS_IOPUB] = PROTO_CHANNEL_IOPUB,
+	};
+	struct gw_channel *ch = &k->ch[which];
+	char ep[512], routing_id[64];
+	int zfd, dupfd, linger = 0, ivl = 5, ivl_max = 100;
+	size_t len = sizeof(zfd);
+	int64_t maxmsg = (int64_t)k->srv->limits.max_total + 65536;
+	lws_adopt_desc_t desc = {0};
+
+	ch->kernel = k;
+	ch->which = which;
+	ch->sock = zmq_socket(k->srv->zctx, which == PROTO_WS_IOPUB ? ZMQ_SUB : ZMQ_DEALER);
+	if (!ch->sock)
+		return -zmq_errno();
+	zmq_setsockopt(ch->sock, ZMQ_LINGER, &linger, sizeof(linger));
+	/* Kernels bind a few milliseconds after they start: retry quickly. */
+	zmq_setsockopt(ch->sock, ZMQ_RECONNECT_IVL, &ivl, sizeof(ivl));
+	zmq_setsockopt(ch->sock, ZMQ_RECONNECT_IVL_MAX, &ivl_max, sizeof(ivl_max));
+	/* A kernel that sends more than our limits is disconnected, not buffered. */
+	zmq_setsockopt(ch->sock, ZMQ_MAXMSGSIZE, &maxmsg, sizeof(maxmsg));
+	if (which == PROTO_WS_IOPUB) {
+		zmq_setsockopt(ch->sock, ZMQ_SUBSCRIBE, "", 0);
+	} else {
+		/* shell and stdin share one identity: the kernel sends input_request to it. */
+		int n = snprintf(routing_id, sizeof(routing_id), "sandcell-%s", k->id);
+		zmq_setsockopt(ch->sock, ZMQ_ROUTING_ID, routing_id, (size_t)n);
+	}
+	if (proto_conn_endpoint(&k->conn, map[which], ep, sizeof(ep)) < 0 ||
+	    zmq_connect(ch->sock, ep) < 0)
+		goto fail;
+	if (zmq_getsockopt(ch->sock, ZMQ_FD, &zfd, &len) < 0)
+		goto fail;
+	/* lws closes what it adopts; ZMQ_FD belongs to libzmq, so give lws a duplicate. */
+	dupfd = fcntl(zfd, F_DUPFD_CLOEXEC, 3);
+	if (dupfd < 0)
+		goto fail;
+	desc.vh = k->srv->vh;
+	desc.type = LWS_ADOPT_RAW_FILE_DESC;
+	desc.fd.filefd = dupfd;
+	desc.vh_prot_name = GW_ZMQ_PROTOCOL;
+	desc.opaque = ch;
+	ch->wsi = lws_adopt_descriptor_vhost_via_info(&desc);
+	if (!ch->wsi) {
+		errno = ENOMEM;
+		goto fail; /* lws closed dupfd */
+	}
+	gw_channel_recheck(ch);
+	return 0;
+fail : {
+	int e = errno ? -errno : -EIO;
+
+	zmq_close(ch->sock);
+	ch->sock = NULL;
+	return e;
+}
+}
+
+void gw_channel_close(struct gw_channel *ch)
+{
+	if (ch->wsi) {
+		lws_set_opaque_user_data(ch->wsi, NULL);
+		lws_set_timeout(ch->wsi, PENDING_TIMEOUT_KILLED_BY_PARENT, LWS_TO_KILL_ASYNC);
+		ch->wsi = NULL;
+	}
+	if (ch->sock) {
+		zmq_close(ch->sock);
+		ch->sock = NULL;
+	}
+	lws_sul_cancel(&ch->sul_drain);
+}
+
+int gw_channel_send(struct gw_channel *ch, const struct proto_buf *frames, size_t n)
+{
+	int r;
+
+	if (!ch->sock)
+		return -ENOTCONN;
+	for (size_t i = 0; i < n; i++) {
+		r = zmq_send(ch->sock, frames[i].data, frames[i].len,
+		             ZMQ_DONTWAIT | (i + 1 < n ? ZMQ_SNDMORE : 0));
+		if (r < 0)
+			return -zmq_errno();
+	}
+	/* The send may have consumed the readable edge of ZMQ_FD. */
+	gw_channel_recheck(ch);
+	return 0;
+}
+
+int gw_channel_callback(struct lws *wsi, enum lws_callback_reasons reason)
+{
+	struct gw_channel *ch = lws_get_opaque_user_data(wsi);
+
+	switch (reason) {
+	case LWS_CALLBACK_RAW_RX_FILE:
+		if (ch)
+			gw_channel_drain(ch);
+		return 0;
+	case LWS_CALLBACK_RAW_CLOSE_FILE:
+		if (ch && ch->wsi == wsi)
+			ch->wsi = NULL;
+		return 0;
+	default:
+		return 0;
+	}
+}

@@ -1,0 +1,120 @@
+/*
+ * sandcell: the gateway. main() owns the configuration and the server: it reads the settings,
+ * finds the kernel binary, makes a token when none is given, prints one line when it listens
+ * and runs the loop until SIGINT or SIGTERM.
+ */
+#include <errno.h>
+#include <libgen.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <unistd.h>
+
+#include "gw.h"
+#include "gw_config.h"
+#include "gw_server.h"
+
+extern char **environ;
+
+/* Finds sandcell-kernel: configured, next to us (build tree or install), or on PATH. */
+static int gw_find_kernel(const struct gw_config *cfg, char *out, size_t len)
+{
+	char self[4096], dir[4096];
+	ssize_t n;
+	static const char *const rel[2] = {"../kernel/sandcell-kernel", "sandcell-kernel"};
+	const char *path = getenv("PATH");
+
+	if (cfg->kernel_binary) {
+		snprintf(out, len, "%s", cfg->kernel_binary);
+		return access(out, X_OK) == 0 ? 0 : -errno;
+	}
+	n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+	if (n > 0) {
+		self[n] = '\0';
+		snprintf(dir, sizeof(dir), "%s", dirname(self));
+		for (int i = 0; i < 2; i++) {
+			char cand[4200];
+
+			snprintf(cand, sizeof(cand), "%s/%s", dir, rel[i]);
+			if (access(cand, X_OK) == 0 && realpath(cand, out))
+				return 0;
+		}
+	}
+	for (const char *p = path; p && *p;) {
+		const char *colon = strchr(p, ':');
+		size_t l = colon ? (size_t)(colon - p) : strlen(p);
+
+		snprintf(out, len, "%.*s/sandcell-kernel", (int)l, p);
+		if (l && access(out, X_OK) == 0)
+			return 0;
+		p = colon ? colon + 1 : NULL;
+	}
+	return -ENOENT;
+}
+
+static int gw_make_token(struct gw_config *cfg)
+{
+	unsigned char raw[24];
+	char hex[49];
+
+	if (getrandom(raw, sizeof(raw), 0) != sizeof(raw))
+		return -EIO;
+	for (size_t i = 0; i < sizeof(raw); i++)
+		snprintf(hex + 2 * i, 3, "%02x", raw[i]);
+	free(cfg->token);
+	cfg->token = strdup(hex);
+	return cfg->token ? 0 : -ENOMEM;
+}
+
+int main(int argc, char **argv)
+{
+	struct gw_config cfg = {0};
+	struct gw_server srv = {0};
+	struct proto_error err = {{0}};
+	enum gw_config_action action;
+	int r, code;
+
+	if (gw_config_defaults(&cfg) < 0) {
+		fprintf(stderr, "sandcell: out of memory\n");
+		return 1;
+	}
+	r = gw_config_load(&cfg, argc, argv, environ, stdout, &action, &err);
+	if (r < 0) {
+		fprintf(stderr, "sandcell: %s\n(see sandcell --help)\n", err.text);
+		gw_config_free(&cfg);
+		return 2;
+	}
+	if (action != GW_CONFIG_RUN) {
+		gw_config_free(&cfg);
+		return 0;
+	}
+	if (gw_find_kernel(&cfg, srv.kernel_binary, sizeof(srv.kernel_binary)) < 0) {
+		fprintf(stderr, "sandcell: cannot find sandcell-kernel (set --kernel-binary)\n");
+		gw_config_free(&cfg);
+		return 1;
+	}
+	if (!cfg.token && gw_make_token(&cfg) < 0) {
+		fprintf(stderr, "sandcell: cannot make a token\n");
+		gw_config_free(&cfg);
+		return 1;
+	}
+	r = gw_server_init(&srv, &cfg);
+	if (r < 0) {
+		gw_server_fini(&srv);
+		gw_config_free(&cfg);
+		return 1;
+	}
+	if (cfg.token[0])
+		printf("sandcell %s listening on http://%s:%d%s?token=%s\n", GW_VERSION, cfg.ip,
+		       gw_server_port(&srv), cfg.base_url, cfg.token);
+	else
+		printf("sandcell %s listening on http://%s:%d%s (no token: anyone who can connect "
+		       "can run code)\n",
+		       GW_VERSION, cfg.ip, gw_server_port(&srv), cfg.base_url);
+	fflush(stdout);
+	code = gw_server_run(&srv);
+	gw_server_fini(&srv);
+	gw_config_free(&cfg);
+	return code;
+}

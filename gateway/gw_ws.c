@@ -1,0 +1,256 @@
+/*
+ * WebSocket connections to kernels (see gw_ws.h). One frame is written per WRITEABLE
+ * callback; everything queued is bounded by the configuration's ws_queue_cap.
+ */
+#include "gw_ws.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "gw_kernel.h"
+#include "proto_utf8.h"
+
+static void gw_queue_push(struct gw_queue *q, struct gw_frame *f)
+{
+	f->next = NULL;
+	if (q->tail)
+		q->tail->next = f;
+	else
+		q->head = f;
+	q->tail = f;
+	q->bytes += f->len;
+	q->count++;
+}
+
+static struct gw_frame *gw_queue_pop(struct gw_queue *q)
+{
+	struct gw_frame *f = q->head;
+
+	if (!f)
+		return NULL;
+	q->head = f->next;
+	if (!q->head)
+		q->tail = NULL;
+	q->bytes -= f->len;
+	q->count--;
+	return f;
+}
+
+static void gw_queue_clear(struct gw_queue *q)
+{
+	struct gw_frame *f;
+
+	while ((f = gw_queue_pop(q)))
+		free(f);
+}
+
+void gw_ws_open(struct gw_conn *c, struct lws *wsi, struct gw_kernel *k,
+                enum proto_ws_framing framing, const char *session_id)
+{
+	memset(c, 0, sizeof(*c));
+	c->wsi = wsi;
+	c->framing = framing;
+	snprintf(c->session_id, sizeof(c->session_id), "%.120s", session_id);
+	gw_kernel_attach(k, c);
+	gw_log(k->srv, GW_INFO, "kernel %s: client connected (%s framing, session %s), %zu now",
+	       k->id, framing == PROTO_WS_V1 ? "v1" : "legacy", c->session_id, k->n_conns);
+}
+
+void gw_ws_close(struct gw_conn *c, int code, const char *reason)
+{
+	if (c->closing || !c->wsi)
+		return;
+	c->closing = true;
+	c->close_code = code;
+	snprintf(c->close_reason, sizeof(c->close_reason), "%.120s", reason);
+	lws_callback_on_writable(c->wsi);
+}
+
+/* Queues an encoded frame; owns nothing of buf (copies it behind LWS_PRE headroom). */
+static int gw_ws_enqueue(struct gw_conn *c, const struct proto_buf *buf, bool binary,
+                         bool droppable)
+{
+	size_t cap = c->kernel ? c->kernel->srv->cfg->ws_queue_cap : (size_t)32 << 20;
+	struct gw_frame *f;
+
+	if (c->closing)
+		return -EPIPE;
+	if (droppable && c->out.bytes + buf->len > cap) {
+		c->dropped++;
+		c->dropped_bytes += buf->len;
+		return -ENOBUFS;
+	}
+	if (c->out.bytes + buf->len > 2 * cap) {
+		gw_ws_close(c, LWS_CLOSE_STATUS_POLICY_VIOLATION,
+		            "client too slow: its output queue is full");
+		return -ENOBUFS;
+	}
+	f = malloc(sizeof(*f) + LWS_PRE + buf->len);
+	if (!f)
+		return -ENOMEM;
+	f->len = buf->len;
+	f->binary = binary;
+	f->droppable = droppable;
+	memcpy(f->data + LWS_PRE, buf->data, buf->len);
+	gw_queue_push(&c->out, f);
+	lws_callback_on_writable(c->wsi);
+	return 0;
+}
+
+int gw_ws_send(struct gw_conn *c, const struct proto_ws_msg *m, bool droppable)
+{
+	struct proto_error err = {{0}};
+	struct proto_buf out = {0};
+	bool binary = false;
+	int r = proto_ws_encode(c->framing, m, &out, &binary, &err);
+
+	if (r < 0) {
+		if (c->kernel)
+			gw_log(c->kernel->srv, GW_WARN, "kernel %s: not forwarding a %s: %s",
+			       c->kernel->id, m->msg_type, err.text);
+		return r;
+	}
+	r = gw_ws_enqueue(c, &out, binary, droppable);
+	free(out.data);
+	return r;
+}
+
+void gw_ws_notice(struct gw_conn *c, const char *text)
+{
+	struct proto_ws_msg m;
+	json_t *content = json_pack("{s:s, s:s}", "name", "stderr", "text", text);
+
+	if (content && gw_kernel_make_msg("stream", content, &m) == 0) {
+		gw_ws_send(c, &m, false);
+		proto_ws_msg_clear(&m);
+	}
+	json_decref(content);
+}
+
+/* Tells the client in words why its message was refused (an error on its iopub). */
+static void gw_ws_reject(struct gw_conn *c, const char *why)
+{
+	char text[300];
+
+	snprintf(text, sizeof(text), "[sandcell] message refused: %s\n", why);
+	gw_ws_notice(c, text);
+	if (c->kernel)
+		gw_log(c->kernel->srv, GW_INFO, "kernel %s: refused a client message: %s",
+		       c->kernel->id, why);
+}
+
+int gw_ws_receive(struct gw_conn *c, const void *in, size_t len)
+{
+	struct gw_kernel *k = c->kernel;
+	size_t cap;
+	struct proto_ws_msg m = {0};
+	struct proto_error err = {{0}};
+	int r;
+
+	if (!k)
+		return 0;
+	cap = k->srv->cfg->max_ws_frame;
+	if (lws_is_first_fragment(c->wsi)) {
+		c->rx_len = 0;
+		c->rx_overflow = false;
+		c->rx_binary = lws_frame_is_binary(c->wsi);
+	}
+	if (!c->rx_overflow && c->rx_len + len > cap) {
+		c->rx_overflow = true;
+		free(c->rx);
+		c->rx = NULL;
+		c->rx_len = 0;
+	}
+	if (!c->rx_overflow) {
+		unsigned char *grown = realloc(c->rx, c->rx_len + len + 1);
+
+		if (!grown) {
+			gw_ws_close(c, LWS_CLOSE_STATUS_UNEXPECTED_CONDITION, "out of memory");
+			return 0;
+		}
+		c->rx = grown;
+		memcpy(c->rx + c->rx_len, in, len);
+		c->rx_len += len;
+	}
+	if (!lws_is_final_fragment(c->wsi) || lws_remaining_packet_payload(c->wsi))
+		return 0;
+	if (c->rx_overflow) {
+		char why[128];
+
+		snprintf(why, sizeof(why), "message larger than the limit of %zu bytes", cap);
+		gw_ws_close(c, LWS_CLOSE_STATUS_MESSAGE_TOO_LARGE, why);
+		return 0;
+	}
+	if (!c->rx_binary && !proto_utf8_is_valid(c->rx, c->rx_len)) {
+		gw_ws_close(c, LWS_CLOSE_STATUS_INVALID_PAYLOAD, "text frame is not valid UTF-8");
+		return 0;
+	}
+	r = proto_ws_decode(c->framing, c->rx, c->rx_len, c->rx_binary, &k->srv->limits, &m, &err);
+	c->rx_len = 0;
+	if (r < 0) {
+		gw_ws_reject(c, err.text[0] ? err.text : strerror(-r));
+		return 0;
+	}
+	r = gw_kernel_send(k, c, &m);
+	if (r < 0) {
+		char why[160];
+
+		snprintf(why, sizeof(why), "could not pass a %s to the kernel: %s", m.msg_type,
+		         r == -EPIPE ? "the kernel is dead" : strerror(-r));
+		gw_ws_reject(c, why);
+	}
+	proto_ws_msg_clear(&m);
+	return 0;
+}
+
+int gw_ws_writeable(struct gw_conn *c)
+{
+	struct gw_frame *f;
+
+	if (c->closing && !c->out.head) {
+		lws_close_reason(c->wsi, (enum lws_close_status)c->close_code,
+		                 (unsigned char *)c->close_reason, strlen(c->close_reason));
+		return -1;
+	}
+	/* Once the queue has room again, say what was dropped meanwhile. */
+	if (c->dropped && c->kernel && c->out.bytes < c->kernel->srv->cfg->ws_queue_cap / 2) {
+		char text[256];
+		size_t n = c->dropped, bytes = c->dropped_bytes;
+
+		c->dropped = c->dropped_bytes = 0;
+		snprintf(text, sizeof(text),
+		         "[sandcell] %zu output messages (%zu bytes) were dropped because this "
+		         "connection could not keep up.\n",
+		         n, bytes);
+		gw_ws_notice(c, text);
+	}
+	f = gw_queue_pop(&c->out);
+	if (!f)
+		return c->closing ? -1 : 0;
+	if (lws_write(c->wsi, f->data + LWS_PRE, f->len,
+	              f->binary ? LWS_WRITE_BINARY : LWS_WRITE_TEXT) < (int)f->len) {
+		free(f);
+		return -1;
+	}
+	free(f);
+	if (c->out.head || c->closing)
+		lws_callback_on_writable(c->wsi);
+	return 0;
+}
+
+void gw_ws_closed(struct gw_conn *c)
+{
+	if (c->kernel) {
+		struct gw_kernel *k = c->kernel;
+
+		gw_kernel_detach(k, c);
+		gw_log(k->srv, GW_INFO, "kernel %s: client disconnected, %zu left", k->id,
+		       k->n_conns);
+	}
+	gw_queue_clear(&c->out);
+	free(c->rx);
+	c->rx = NULL;
+	c->wsi = NULL;
+}
