@@ -6,52 +6,31 @@
  */
 #pragma once
 
-#include <libwebsockets.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
 
+#include <libwebsockets.h>
+
+#include "gw_buffer.h"
 #include "gw_config.h"
 #include "proto_conn.h"
 #include "proto_id.h"
 #include "proto_limits.h"
 #include "proto_ws.h"
 
-#define GW_VERSION "0.1.0"
+#define GW_VERSION SANDCELL_VERSION /* from meson.build */
 
 struct gw_kernel;
 struct gw_conn;
-
-/* One queued outgoing WebSocket frame, with LWS_PRE bytes of headroom before data. */
-struct gw_frame {
-	struct gw_frame *next;
-	size_t len;
-	bool binary;
-	bool droppable; /* output (stream, display…) that may be dropped for a slow client */
-	unsigned char data[]; /* LWS_PRE + len */
-};
-
-struct gw_queue {
-	struct gw_frame *head, *tail;
-	size_t bytes, count;
-};
-
-/* A message kept for replay while a kernel has no client: the channel and the raw parts. */
-struct gw_held {
-	struct gw_held *next;
-	enum proto_ws_channel channel;
-	bool droppable;
-	size_t size;
-	struct proto_ws_msg msg; /* owned copies */
-};
 
 /* One ZeroMQ socket of a kernel, its fd adopted into the lws loop. */
 struct gw_channel {
 	struct gw_kernel *kernel;
 	enum proto_ws_channel which;
 	void *sock;
-	struct lws *wsi;                /* the adopted duplicate of ZMQ_FD */
+	struct lws *wsi;                  /* the adopted duplicate of ZMQ_FD */
 	lws_sorted_usec_list_t sul_drain; /* re-check after sends or a spent budget */
 };
 
@@ -86,7 +65,7 @@ struct gw_kernel {
 	char name[64];
 	enum gw_kernel_state state;
 	char last_activity[PROTO_DATE_LEN + 1];
-	int64_t active_us; /* monotonic time of the last activity, for culling */
+	int64_t active_us;      /* monotonic time of the last activity, for culling */
 	struct proto_conn conn; /* endpoints and key (owned) */
 	char conn_path[4096];
 	pid_t pid;
@@ -94,14 +73,13 @@ struct gw_kernel {
 	int restarts;        /* automatic restarts so far */
 	bool deleting, restarting_manual, ready;
 	bool info_reply_seen, info_iopub_seen;
-	char info_msg_id[128]; /* our readiness kernel_info_request */
+	char info_msg_id[128];   /* our readiness kernel_info_request */
 	struct gw_channel ch[4]; /* indexed by enum proto_ws_channel */
 	struct gw_conn *conns;   /* attached WebSocket connections (not owned) */
 	size_t n_conns;
 	struct gw_route routes[GW_ROUTES];
 	size_t route_next;
-	struct gw_held *held_head, *held_tail; /* replay buffer (owned) */
-	size_t held_bytes, held_dropped, held_dropped_bytes;
+	struct gw_replay replay;          /* held while no client is connected (owned) */
 	lws_sorted_usec_list_t sul_ready; /* kernel_info retries, start timeout */
 	lws_sorted_usec_list_t sul_kill;  /* shutdown grace before SIGKILL */
 	int64_t start_deadline_us;
@@ -114,9 +92,8 @@ struct gw_conn {
 	struct gw_kernel *kernel; /* NULL once the kernel is gone */
 	enum proto_ws_framing framing;
 	char session_id[128];
-	struct gw_queue out;
-	size_t dropped, dropped_bytes; /* output dropped since the last notice */
-	unsigned char *rx;            /* a message being reassembled from fragments */
+	struct gw_queue out; /* owned */
+	unsigned char *rx;   /* a message being reassembled from fragments */
 	size_t rx_len;
 	bool rx_binary, rx_overflow;
 	bool closing;
@@ -152,7 +129,7 @@ struct gw_session {
 
 /* Logging to stderr with a level (cfg->log_level). */
 void gw_log(const struct gw_server *srv, int level, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
+        __attribute__((format(printf, 3, 4)));
 #define GW_ERR  0
 #define GW_WARN 1
 #define GW_INFO 2

@@ -9,9 +9,11 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <jansson.h>
 #include <zmq.h>
 
 #include "gw_kernel.h"
+#include "proto_wire.h"
 #include "proto_zmq.h"
 
 /* Messages taken per wake-up before yielding to other connections. */
@@ -41,37 +43,90 @@ static void gw_channel_recheck(struct gw_channel *ch)
 	lws_sul_schedule(ch->kernel->srv->cx, 0, &ch->sul_drain, gw_channel_drain_cb, 1);
 }
 
+/* One received message waiting to be dispatched in the kernel's order. */
+struct gw_pending {
+	struct proto_frames frames;
+	enum proto_ws_channel which;
+	char date[40]; /* the kernel's header date: the order it sent things in */
+	size_t seq;
+};
+
+/* Copies the header's "date" (the kernel's clock, microseconds) into out, or "". */
+static void gw_channel_date(const struct gw_kernel *k, const struct proto_frames *f, char *out,
+                            size_t len)
+{
+	struct proto_wire_parts parts;
+	json_t *h;
+	const char *d;
+
+	out[0] = '\0';
+	if (proto_wire_split(f->v, f->n, &k->srv->limits, &parts, NULL) < 0)
+		return;
+	h = json_loadb((const char *)parts.header.data, parts.header.len, 0, NULL);
+	d = json_string_value(json_object_get(h, "date"));
+	if (d)
+		snprintf(out, len, "%s", d);
+	json_decref(h);
+}
+
+static int gw_pending_cmp(const void *a, const void *b)
+{
+	const struct gw_pending *x = a, *y = b;
+	int c = strcmp(x->date, y->date);
+
+	if (c)
+		return c;
+	return x->seq < y->seq ? -1 : x->seq > y->seq;
+}
+
+/*
+ * Takes what all of a kernel's sockets hold (within a budget) and dispatches it in the order
+ * the kernel sent it: a reply on shell and the output before it on iopub travel on different
+ * sockets, and clients expect output, reply, then idle, as the kernel published them.
+ */
 static void gw_channel_drain(struct gw_channel *ch)
 {
 	struct gw_kernel *k = ch->kernel;
+	static const enum proto_ws_channel order[] = {PROTO_WS_IOPUB, PROTO_WS_SHELL,
+	                                              PROTO_WS_CONTROL, PROTO_WS_STDIN};
+	struct gw_pending pend[GW_DRAIN_BUDGET];
+	size_t n = 0;
 
-	/*
-	 * A kernel publishes a request's output before its reply; take what iopub holds first
-	 * so that clients see them in that order too.
-	 */
-	if (ch->which != PROTO_WS_IOPUB && k->ch[PROTO_WS_IOPUB].sock)
-		gw_channel_drain(&k->ch[PROTO_WS_IOPUB]);
-	if (!ch->sock)
-		return;
-	for (int budget = GW_DRAIN_BUDGET; budget > 0 && gw_channel_readable(ch); budget--) {
-		struct proto_frames frames = {0};
-		int r = proto_zmq_recv(ch->sock, ZMQ_DONTWAIT, &k->srv->limits, &frames);
+	for (size_t i = 0; i < 4; i++) {
+		struct gw_channel *c = &k->ch[order[i]];
 
-		if (r == -EAGAIN)
-			break;
-		if (r < 0) {
-			gw_log(k->srv, GW_WARN, "kernel %s: %s: dropped a message: %s", k->id,
-			       proto_ws_channel_name(ch->which), strerror(-r));
-			continue;
+		while (n < GW_DRAIN_BUDGET && gw_channel_readable(c)) {
+			struct gw_pending *p = &pend[n];
+			int r;
+
+			memset(p, 0, sizeof(*p));
+			r = proto_zmq_recv(c->sock, ZMQ_DONTWAIT, &k->srv->limits, &p->frames);
+			if (r == -EAGAIN)
+				break;
+			if (r < 0) {
+				gw_log(k->srv, GW_WARN, "kernel %s: %s: dropped a message: %s",
+				       k->id, proto_ws_channel_name(c->which), strerror(-r));
+				continue;
+			}
+			p->which = c->which;
+			p->seq = n;
+			gw_channel_date(k, &p->frames, p->date, sizeof(p->date));
+			n++;
 		}
-		/* May close this channel (a restart): stop if so. */
-		gw_kernel_on_message(k, ch->which, &frames);
-		proto_frames_clear(&frames);
-		if (!ch->sock)
-			return;
+	}
+	qsort(pend, n, sizeof(pend[0]), gw_pending_cmp);
+	for (size_t i = 0; i < n; i++) {
+		/* A message may end the kernel's sockets (a restart closes nothing, a free does).
+		 */
+		if (k->ch[pend[i].which].sock)
+			gw_kernel_on_message(k, pend[i].which, &pend[i].frames);
+		proto_frames_clear(&pend[i].frames);
 	}
 	if (gw_channel_readable(ch))
 		gw_channel_recheck(ch);
+	for (size_t i = 0; i < 4; i++)
+		if (&k->ch[i] != ch && gw_channel_readable(&k->ch[i]))
+			gw_channel_recheck(&k->ch[i]);
 }
 
 int gw_channel_open(struct gw_kernel *k, enum proto_ws_channel which)

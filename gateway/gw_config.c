@@ -2,7 +2,9 @@
  * The gateway's settings. One table below describes every option (name, kind, limits, default,
  * help); the defaults, the config file, the environment, the command line and --help all read
  * it, so the sources can never disagree about a name or a syntax. struct gw_config owns its
- * strings (malloc'd); this file never logs, the caller prints the error text.
+ * strings (malloc'd, freed with free()); this file never logs, the caller prints the error text.
+ * Errors: -EINVAL for anything the operator wrote, -ENOMEM, and -EIO when --help cannot be
+ * written. Operators' page: docs/configuration.md.
  */
 #include "gw_config.h"
 

@@ -120,126 +120,37 @@ static void gw_kernel_broadcast_status(struct gw_kernel *k, const char *state)
 
 /* ---- the replay buffer ---- */
 
-static void gw_held_free(struct gw_held *h)
-{
-	proto_ws_msg_clear(&h->msg);
-	free(h);
-}
-
-static void gw_kernel_drop_held(struct gw_kernel *k)
-{
-	while (k->held_head) {
-		struct gw_held *h = k->held_head;
-
-		k->held_head = h->next;
-		gw_held_free(h);
-	}
-	k->held_tail = NULL;
-	k->held_bytes = 0;
-}
-
-static int gw_copy_buf(struct proto_buf *dst, const struct proto_buf *src)
-{
-	dst->data = malloc(src->len ? src->len : 1);
-	if (!dst->data)
-		return -ENOMEM;
-	memcpy(dst->data, src->data, src->len);
-	dst->len = src->len;
-	return 0;
-}
-
 /* Keeps a copy of m for the next client, within the replay cap (oldest output goes first). */
 static void gw_kernel_hold(struct gw_kernel *k, const struct proto_ws_msg *m, bool droppable)
 {
-	size_t cap = k->srv->cfg->replay_cap;
-	struct gw_held *h = calloc(1, sizeof(*h));
-	size_t size = m->header.len + m->parent.len + m->metadata.len + m->content.len;
-	int r;
-
-	for (size_t i = 0; i < m->n_buffers; i++)
-		size += m->buffers[i].len;
-	if (!h)
-		goto dropped;
-	h->channel = m->channel;
-	h->droppable = droppable;
-	h->size = size;
-	h->msg.channel = m->channel;
-	memcpy(h->msg.msg_type, m->msg_type, sizeof(h->msg.msg_type));
-	memcpy(h->msg.msg_id, m->msg_id, sizeof(h->msg.msg_id));
-	r = gw_copy_buf(&h->msg.header, &m->header);
-	if (!r)
-		r = gw_copy_buf(&h->msg.parent, &m->parent);
-	if (!r)
-		r = gw_copy_buf(&h->msg.metadata, &m->metadata);
-	if (!r)
-		r = gw_copy_buf(&h->msg.content, &m->content);
-	if (!r && m->n_buffers) {
-		h->msg.buffers = calloc(m->n_buffers, sizeof(*h->msg.buffers));
-		r = h->msg.buffers ? 0 : -ENOMEM;
-		for (size_t i = 0; !r && i < m->n_buffers; i++, h->msg.n_buffers++)
-			r = gw_copy_buf(&h->msg.buffers[i], &m->buffers[i]);
-	}
-	if (r) {
-		gw_held_free(h);
-		goto dropped;
-	}
-	/* Make room: drop the oldest output first, then the oldest of anything. */
-	for (int pass = 0; pass < 2 && k->held_bytes + size > cap; pass++) {
-		struct gw_held **pp = &k->held_head, *prev = NULL;
-
-		while (*pp && k->held_bytes + size > cap) {
-			struct gw_held *o = *pp;
-
-			if (pass == 0 && !o->droppable) {
-				prev = o;
-				pp = &o->next;
-				continue;
-			}
-			*pp = o->next;
-			if (k->held_tail == o)
-				k->held_tail = prev;
-			k->held_bytes -= o->size;
-			k->held_dropped++;
-			k->held_dropped_bytes += o->size;
-			gw_held_free(o);
-		}
-	}
-	if (k->held_bytes + size > cap) {
-		gw_held_free(h);
-		goto dropped;
-	}
-	if (k->held_tail)
-		k->held_tail->next = h;
-	else
-		k->held_head = h;
-	k->held_tail = h;
-	k->held_bytes += size;
-	return;
-dropped:
-	k->held_dropped++;
-	k->held_dropped_bytes += size;
+	if (gw_replay_hold(&k->replay, m, droppable, k->srv->cfg->replay_cap) == -ENOMEM)
+		gw_log(k->srv, GW_WARN, "kernel %s: out of memory, a %s was not kept", k->id,
+		       m->msg_type);
 }
 
 void gw_kernel_attach(struct gw_kernel *k, struct gw_conn *c)
 {
+	struct gw_held *h;
+	size_t bytes, dropped = gw_replay_take_dropped(&k->replay, &bytes);
+
 	c->kernel = k;
 	c->next = k->conns;
 	k->conns = c;
 	k->n_conns++;
-	if (k->held_dropped) {
+	if (dropped) {
 		char text[256];
 
 		snprintf(text, sizeof(text),
 		         "[sandcell] %zu messages (%zu bytes) of output were dropped while no "
 		         "client "
 		         "was connected (the replay buffer holds %zu bytes).\n",
-		         k->held_dropped, k->held_dropped_bytes, k->srv->cfg->replay_cap);
+		         dropped, bytes, k->srv->cfg->replay_cap);
 		gw_ws_notice(c, text);
-		k->held_dropped = k->held_dropped_bytes = 0;
 	}
-	for (struct gw_held *h = k->held_head; h; h = h->next)
+	while ((h = gw_replay_pop(&k->replay))) {
 		gw_ws_send(c, &h->msg, false);
-	gw_kernel_drop_held(k);
+		gw_held_free(h);
+	}
 }
 
 void gw_kernel_detach(struct gw_kernel *k, struct gw_conn *c)
@@ -587,7 +498,7 @@ static void gw_kernel_free(struct gw_kernel *k)
 	}
 	if (k->conn_path[0])
 		unlink(k->conn_path);
-	gw_kernel_drop_held(k);
+	gw_replay_clear(&k->replay);
 	proto_conn_clear(&k->conn);
 	free(k);
 }

@@ -601,8 +601,16 @@ int gw_server_init(struct gw_server *srv, struct gw_config *cfg)
 	if (!srv->zctx)
 		return -ENOMEM;
 	policy = retry;
-	policy.secs_since_valid_ping = (uint16_t)(cfg->ping_interval > 0 ? cfg->ping_interval : 30);
-	policy.secs_since_valid_hangup = (uint16_t)(3 * policy.secs_since_valid_ping);
+	/* 0 means no pings; otherwise whole seconds, at least 1 (the option allows fractions). */
+	if (cfg->ping_interval > 0) {
+		double secs = cfg->ping_interval < 1 ? 1 : cfg->ping_interval;
+
+		policy.secs_since_valid_ping = (uint16_t)(secs + 0.5);
+		policy.secs_since_valid_hangup = (uint16_t)(3 * policy.secs_since_valid_ping);
+	} else {
+		policy.secs_since_valid_ping = 0;
+		policy.secs_since_valid_hangup = 0;
+	}
 	memset(&info, 0, sizeof(info));
 	info.port = cfg->port; /* 0: lws binds a free port */
 	info.iface = cfg->ip;

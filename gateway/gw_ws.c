@@ -12,40 +12,6 @@
 #include "gw_kernel.h"
 #include "proto_utf8.h"
 
-static void gw_queue_push(struct gw_queue *q, struct gw_frame *f)
-{
-	f->next = NULL;
-	if (q->tail)
-		q->tail->next = f;
-	else
-		q->head = f;
-	q->tail = f;
-	q->bytes += f->len;
-	q->count++;
-}
-
-static struct gw_frame *gw_queue_pop(struct gw_queue *q)
-{
-	struct gw_frame *f = q->head;
-
-	if (!f)
-		return NULL;
-	q->head = f->next;
-	if (!q->head)
-		q->tail = NULL;
-	q->bytes -= f->len;
-	q->count--;
-	return f;
-}
-
-static void gw_queue_clear(struct gw_queue *q)
-{
-	struct gw_frame *f;
-
-	while ((f = gw_queue_pop(q)))
-		free(f);
-}
-
 void gw_ws_open(struct gw_conn *c, struct lws *wsi, struct gw_kernel *k,
                 enum proto_ws_framing framing, const char *session_id)
 {
@@ -68,35 +34,27 @@ void gw_ws_close(struct gw_conn *c, int code, const char *reason)
 	lws_callback_on_writable(c->wsi);
 }
 
-/* Queues an encoded frame; owns nothing of buf (copies it behind LWS_PRE headroom). */
+/* Queues a copy of an encoded frame (behind LWS_PRE headroom). */
 static int gw_ws_enqueue(struct gw_conn *c, const struct proto_buf *buf, bool binary,
                          bool droppable)
 {
 	size_t cap = c->kernel ? c->kernel->srv->cfg->ws_queue_cap : (size_t)32 << 20;
-	struct gw_frame *f;
 
 	if (c->closing)
 		return -EPIPE;
-	if (droppable && c->out.bytes + buf->len > cap) {
-		c->dropped++;
-		c->dropped_bytes += buf->len;
+	switch (gw_queue_push(&c->out, buf->data, buf->len, binary, droppable, LWS_PRE, cap)) {
+	case GW_QUEUE_OK:
+		lws_callback_on_writable(c->wsi);
+		return 0;
+	case GW_QUEUE_DROPPED:
 		return -ENOBUFS;
-	}
-	if (c->out.bytes + buf->len > 2 * cap) {
+	case GW_QUEUE_OVERFLOW:
 		gw_ws_close(c, LWS_CLOSE_STATUS_POLICY_VIOLATION,
 		            "client too slow: its output queue is full");
 		return -ENOBUFS;
-	}
-	f = malloc(sizeof(*f) + LWS_PRE + buf->len);
-	if (!f)
+	default:
 		return -ENOMEM;
-	f->len = buf->len;
-	f->binary = binary;
-	f->droppable = droppable;
-	memcpy(f->data + LWS_PRE, buf->data, buf->len);
-	gw_queue_push(&c->out, f);
-	lws_callback_on_writable(c->wsi);
-	return 0;
+	}
 }
 
 int gw_ws_send(struct gw_conn *c, const struct proto_ws_msg *m, bool droppable)
@@ -215,11 +173,10 @@ int gw_ws_writeable(struct gw_conn *c)
 		return -1;
 	}
 	/* Once the queue has room again, say what was dropped meanwhile. */
-	if (c->dropped && c->kernel && c->out.bytes < c->kernel->srv->cfg->ws_queue_cap / 2) {
+	if (c->out.dropped && c->kernel && c->out.bytes < c->kernel->srv->cfg->ws_queue_cap / 2) {
 		char text[256];
-		size_t n = c->dropped, bytes = c->dropped_bytes;
+		size_t bytes, n = gw_queue_take_dropped(&c->out, &bytes);
 
-		c->dropped = c->dropped_bytes = 0;
 		snprintf(text, sizeof(text),
 		         "[sandcell] %zu output messages (%zu bytes) were dropped because this "
 		         "connection could not keep up.\n",

@@ -17,7 +17,7 @@
 #include "proto_msg.h"
 #include "proto_wire.h"
 
-#define KERN_VERSION "0.1.0"
+#define KERN_VERSION SANDCELL_VERSION /* from meson.build */
 
 enum kern_interrupt_mode {
 	KERN_INTERRUPT_SIGNAL,

@@ -58,8 +58,8 @@ struct proto_ws_msg {
  * -ENOMEM; err says what was wrong in words fit for the client.
  */
 int proto_ws_decode(enum proto_ws_framing f, const unsigned char *data, size_t len, bool binary,
-		    const struct proto_limits *lim, struct proto_ws_msg *out,
-		    struct proto_error *err);
+                    const struct proto_limits *lim, struct proto_ws_msg *out,
+                    struct proto_error *err);
 
 /*
  * Encodes a message for a client. The four parts in msg must each be the JSON text of one
@@ -68,7 +68,7 @@ int proto_ws_decode(enum proto_ws_framing f, const unsigned char *data, size_t l
  * owned buffer (free()); *binary says how to send it. Returns 0, -EBADMSG or -ENOMEM.
  */
 int proto_ws_encode(enum proto_ws_framing f, const struct proto_ws_msg *msg, struct proto_buf *out,
-		    bool *binary, struct proto_error *err);
+                    bool *binary, struct proto_error *err);
 
 /* Frees what a decode gave *m and zeroes it. Safe on a zeroed struct. */
 void proto_ws_msg_clear(struct proto_ws_msg *m);

@@ -1,0 +1,192 @@
+/*
+ * gw_buffer: a slow client's out-queue drops output (counted) before it drops anything else,
+ * and closes only past twice its cap; the replay buffer keeps the newest messages within its
+ * cap, dropping the oldest output first, and hands them back in order.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <criterion/criterion.h>
+
+#include "gw_buffer.h"
+#include "testdata.h"
+
+TestSuite(gw_buffer, .fini = test_check_leaks);
+
+Test(gw_buffer, queue_keeps_order_and_headroom)
+{
+	struct gw_queue q = {0};
+	struct gw_frame *f;
+
+	cr_assert_eq(gw_queue_push(&q, "one", 3, false, false, 16, 100), GW_QUEUE_OK);
+	cr_assert_eq(gw_queue_push(&q, "two!", 4, true, true, 16, 100), GW_QUEUE_OK);
+	cr_expect_eq(q.bytes, 7);
+	cr_expect_eq(q.count, 2);
+	f = gw_queue_pop(&q);
+	cr_expect_eq(f->len, 3);
+	cr_expect_eq(memcmp(f->data + 16, "one", 3), 0);
+	cr_expect_not(f->binary);
+	free(f);
+	f = gw_queue_pop(&q);
+	cr_expect(f->binary);
+	cr_expect_eq(memcmp(f->data + 16, "two!", 4), 0);
+	free(f);
+	cr_expect_null(gw_queue_pop(&q));
+	cr_expect_eq(q.bytes, 0);
+}
+
+Test(gw_buffer, queue_drops_only_output_over_its_cap)
+{
+	struct gw_queue q = {0};
+	char block[40] = {0};
+	size_t bytes;
+
+	cr_assert_eq(gw_queue_push(&q, block, 40, false, true, 0, 100), GW_QUEUE_OK);
+	cr_assert_eq(gw_queue_push(&q, block, 40, false, true, 0, 100), GW_QUEUE_OK);
+	/* Output over the cap is dropped and counted... */
+	cr_expect_eq(gw_queue_push(&q, block, 40, false, true, 0, 100), GW_QUEUE_DROPPED);
+	cr_expect_eq(gw_queue_push(&q, block, 30, false, true, 0, 100), GW_QUEUE_DROPPED);
+	/* ...a reply or a status still gets through, up to twice the cap... */
+	cr_expect_eq(gw_queue_push(&q, block, 40, false, false, 0, 100), GW_QUEUE_OK);
+	cr_expect_eq(gw_queue_push(&q, block, 40, false, false, 0, 100), GW_QUEUE_OK);
+	/* ...and past that (160 + 41 > 200) the client is too slow. */
+	cr_expect_eq(gw_queue_push(&q, block, 41, false, false, 0, 100), GW_QUEUE_OVERFLOW);
+	cr_expect_eq(gw_queue_take_dropped(&q, &bytes), 2);
+	cr_expect_eq(bytes, 70);
+	cr_expect_eq(gw_queue_take_dropped(&q, &bytes), 0);
+	cr_expect_eq(bytes, 0);
+	cr_expect_eq(q.count, 4);
+	gw_queue_clear(&q);
+	cr_expect_eq(q.bytes, 0);
+	cr_expect_null(q.head);
+}
+
+/* A message whose four parts hold text of the given sizes; the strings are owned by the test. */
+static struct proto_ws_msg make_msg(const char *id, size_t content_len)
+{
+	struct proto_ws_msg m = {0};
+	char *content = malloc(content_len + 1);
+
+	memset(content, 'x', content_len);
+	content[content_len] = '\0';
+	m.channel = PROTO_WS_IOPUB;
+	m.header.data = (unsigned char *)strdup(id);
+	m.header.len = strlen(id);
+	m.parent.data = (unsigned char *)strdup("{}");
+	m.parent.len = 2;
+	m.metadata.data = (unsigned char *)strdup("{}");
+	m.metadata.len = 2;
+	m.content.data = (unsigned char *)content;
+	m.content.len = content_len;
+	snprintf(m.msg_id, sizeof(m.msg_id), "%s", id);
+	return m;
+}
+
+static void hold(struct gw_replay *r, const char *id, size_t len, bool droppable, size_t cap,
+                 int expect)
+{
+	struct proto_ws_msg m = make_msg(id, len);
+
+	cr_expect_eq(gw_replay_hold(r, &m, droppable, cap), expect, "holding %s", id);
+	proto_ws_msg_clear(&m);
+}
+
+/* Pops everything and checks the ids in order. */
+static void expect_ids(struct gw_replay *r, const char *const *ids, size_t n)
+{
+	struct gw_held *h;
+	size_t i = 0;
+
+	while ((h = gw_replay_pop(r))) {
+		cr_assert_lt(i, n, "more held messages than expected");
+		cr_expect_str_eq(h->msg.msg_id, ids[i]);
+		/* The copy is deep: the parts survived the originals being freed. */
+		cr_expect_eq(memcmp(h->msg.header.data, ids[i], strlen(ids[i])), 0);
+		gw_held_free(h);
+		i++;
+	}
+	cr_expect_eq(i, n);
+	cr_expect_eq(r->bytes, 0);
+}
+
+Test(gw_buffer, replay_returns_messages_in_order)
+{
+	struct gw_replay r = {0};
+	static const char *const ids[] = {"a1", "a2", "a3"};
+
+	for (size_t i = 0; i < 3; i++)
+		hold(&r, ids[i], 10, true, 1000, 0);
+	cr_expect_eq(r.count, 3);
+	expect_ids(&r, ids, 3);
+}
+
+Test(gw_buffer, replay_drops_oldest_output_first)
+{
+	struct gw_replay r = {0};
+	size_t bytes, dropped;
+	/* each message is id (2) + {} + {} + content bytes */
+	static const char *const left[] = {"r1", "o3", "r4", "o5"};
+
+	hold(&r, "r1", 16, false, 100, 0); /* 22 bytes, a reply: kept */
+	hold(&r, "o2", 16, true, 100, 0);  /* output */
+	hold(&r, "o3", 16, true, 100, 0);
+	hold(&r, "r4", 16, false, 100, 0); /* 88 bytes so far */
+	hold(&r, "o5", 16, true, 100, 0);  /* needs 22: o2, the oldest output, goes */
+	dropped = gw_replay_take_dropped(&r, &bytes);
+	cr_expect_eq(dropped, 1);
+	cr_expect_eq(bytes, 22);
+	expect_ids(&r, left, 4);
+}
+
+Test(gw_buffer, replay_drops_anything_when_only_replies_are_left)
+{
+	struct gw_replay r = {0};
+	size_t bytes;
+	static const char *const left[] = {"r2", "r3"};
+
+	hold(&r, "r1", 34, false, 100, 0); /* 40 bytes */
+	hold(&r, "r2", 34, false, 100, 0);
+	hold(&r, "r3", 34, false, 100, 0); /* no output to drop: r1 goes */
+	cr_expect_eq(gw_replay_take_dropped(&r, &bytes), 1);
+	cr_expect_eq(bytes, 40);
+	expect_ids(&r, left, 2);
+}
+
+Test(gw_buffer, replay_refuses_a_message_larger_than_its_cap)
+{
+	struct gw_replay r = {0};
+	size_t bytes;
+	static const char *const left[] = {"k1"};
+
+	hold(&r, "k1", 10, true, 100, 0);
+	hold(&r, "big", 200, true, 100, -ENOBUFS);
+	cr_expect_eq(gw_replay_take_dropped(&r, &bytes), 1);
+	cr_expect_eq(bytes, 3 + 2 + 2 + 200);
+	expect_ids(&r, left, 1);
+}
+
+Test(gw_buffer, replay_copies_buffers)
+{
+	struct gw_replay r = {0};
+	struct proto_ws_msg m = make_msg("b1", 4);
+	struct gw_held *h;
+
+	m.buffers = calloc(2, sizeof(*m.buffers));
+	m.n_buffers = 2;
+	m.buffers[0].data = (unsigned char *)strdup("abc");
+	m.buffers[0].len = 3;
+	m.buffers[1].data = (unsigned char *)strdup("");
+	m.buffers[1].len = 0;
+	cr_assert_eq(gw_replay_hold(&r, &m, false, 1000), 0);
+	proto_ws_msg_clear(&m);
+	h = gw_replay_pop(&r);
+	cr_assert_not_null(h);
+	cr_expect_eq(h->msg.n_buffers, 2);
+	cr_expect_eq(h->size, 2 + 2 + 2 + 4 + 3);
+	cr_expect_eq(memcmp(h->msg.buffers[0].data, "abc", 3), 0);
+	cr_expect_eq(h->msg.buffers[1].len, 0);
+	gw_held_free(h);
+	gw_replay_clear(&r);
+}
