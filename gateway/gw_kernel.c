@@ -89,8 +89,10 @@ static int gw_make_msg(const char *msg_type, const char *prefix, json_t *content
 	m->channel = PROTO_WS_IOPUB;
 	m->header = gw_dump_buf(h);
 	json_decref(h);
-	m->parent = gw_dump_buf(json_object());
-	m->metadata = gw_dump_buf(json_object());
+	m->parent.data = (unsigned char *)strdup("{}");
+	m->parent.len = 2;
+	m->metadata.data = (unsigned char *)strdup("{}");
+	m->metadata.len = 2;
 	m->content = gw_dump_buf(content);
 	if (!m->header.data || !m->parent.data || !m->metadata.data || !m->content.data) {
 		proto_ws_msg_clear(m);

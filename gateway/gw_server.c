@@ -332,7 +332,7 @@ static int gw_http_body(struct gw_server *srv, struct gw_http *h, const void *in
 {
 	unsigned char *grown;
 
-	if (h->body_too_large || h->responded)
+	if (h->body_too_large || h->responded || !len)
 		return 0;
 	if (h->body_len + len > srv->cfg->max_body) {
 		h->body_too_large = true;
