@@ -92,8 +92,9 @@ struct gw_conn {
 	struct gw_kernel *kernel; /* NULL once the kernel is gone */
 	enum proto_ws_framing framing;
 	char session_id[128];
-	struct gw_queue out; /* owned */
-	unsigned char *rx;   /* a message being reassembled from fragments */
+	struct gw_queue out;          /* owned */
+	struct proto_buf drop_parent; /* owned: parent_header of the last dropped output */
+	unsigned char *rx;            /* a message being reassembled from fragments */
 	size_t rx_len;
 	bool rx_binary, rx_overflow;
 	bool closing;

@@ -7,6 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <jansson.h>
+
 enum gw_queue_verdict gw_queue_push(struct gw_queue *q, const void *data, size_t len, bool binary,
                                     bool droppable, size_t headroom, size_t cap)
 {
@@ -120,6 +122,19 @@ static struct gw_held *gw_held_copy(const struct proto_ws_msg *m, bool droppable
 	return h;
 }
 
+/* Remembers the parent_header of a dropped message for the notice. */
+static void gw_replay_note_parent(struct gw_replay *r, const struct proto_buf *parent)
+{
+	unsigned char *copy = malloc(parent->len ? parent->len : 1);
+
+	if (!copy)
+		return;
+	memcpy(copy, parent->data, parent->len);
+	free(r->dropped_parent.data);
+	r->dropped_parent.data = copy;
+	r->dropped_parent.len = parent->len;
+}
+
 /* Unlinks and frees held messages until need more bytes fit, output first. */
 static void gw_replay_make_room(struct gw_replay *r, size_t need, size_t cap)
 {
@@ -141,9 +156,52 @@ static void gw_replay_make_room(struct gw_replay *r, size_t need, size_t cap)
 			r->count--;
 			r->dropped++;
 			r->dropped_bytes += o->size;
+			gw_replay_note_parent(r, &o->msg.parent);
 			gw_held_free(o);
 		}
 	}
+}
+
+/*
+ * For a `stream` message larger than the cap: new content JSON whose text keeps only its
+ * newest part, so that at most max bytes of content remain. Returns 0 with *out owned and *cut
+ * the bytes of text left out, or -ENOBUFS when that cannot be done.
+ */
+static int gw_stream_tail(const struct proto_buf *content, size_t max, struct proto_buf *out,
+                          size_t *cut)
+{
+	json_t *c = json_loadb((const char *)content->data, content->len, 0, NULL);
+	json_t *text = json_object_get(c, "text");
+	const char *t = json_string_value(text);
+	size_t len = json_string_length(text), excess = content->len > max ? content->len - max : 0;
+	int r = -ENOBUFS;
+
+	/* Escapes make the JSON longer than the text: cut more on each try. */
+	for (int attempt = 0; t && attempt < 6 && excess < len; attempt++) {
+		size_t start = excess;
+		char *dump;
+
+		while (start < len && ((unsigned char)t[start] & 0xC0) == 0x80)
+			start++;
+		json_object_set_new(c, "text", json_stringn(t + start, len - start));
+		dump = json_dumps(c, JSON_COMPACT | JSON_PRESERVE_ORDER);
+		if (dump && strlen(dump) <= max) {
+			out->data = (unsigned char *)dump;
+			out->len = strlen(dump);
+			*cut = start;
+			r = 0;
+			break;
+		}
+		free(dump);
+		/* The text object was replaced: read it again from the original. */
+		json_decref(c);
+		c = json_loadb((const char *)content->data, content->len, 0, NULL);
+		text = json_object_get(c, "text");
+		t = json_string_value(text);
+		excess = excess * 2 + 64;
+	}
+	json_decref(c);
+	return r;
 }
 
 int gw_replay_hold(struct gw_replay *r, const struct proto_ws_msg *m, bool droppable, size_t cap)
@@ -153,9 +211,26 @@ int gw_replay_hold(struct gw_replay *r, const struct proto_ws_msg *m, bool dropp
 
 	for (size_t i = 0; i < m->n_buffers; i++)
 		size += m->buffers[i].len;
+	if (size > cap && droppable && !strcmp(m->msg_type, "stream") && !m->n_buffers) {
+		/* Keep the newest part of a large piece of output rather than none of it. */
+		size_t rest = size - m->content.len, cut = 0;
+		struct proto_ws_msg tail = *m;
+		int rc = rest < cap ? gw_stream_tail(&m->content, cap - rest, &tail.content, &cut)
+		                    : -ENOBUFS;
+
+		if (rc == 0) {
+			r->dropped_bytes += cut;
+			r->dropped++;
+			gw_replay_note_parent(r, &m->parent);
+			rc = gw_replay_hold(r, &tail, droppable, cap);
+			free(tail.content.data);
+			return rc;
+		}
+	}
 	if (size > cap) {
 		r->dropped++;
 		r->dropped_bytes += size;
+		gw_replay_note_parent(r, &m->parent);
 		return -ENOBUFS;
 	}
 	gw_replay_make_room(r, size, cap);
@@ -163,6 +238,7 @@ int gw_replay_hold(struct gw_replay *r, const struct proto_ws_msg *m, bool dropp
 	if (!h) {
 		r->dropped++;
 		r->dropped_bytes += size;
+		gw_replay_note_parent(r, &m->parent);
 		return -ENOMEM;
 	}
 	if (r->tail)
@@ -199,10 +275,18 @@ size_t gw_replay_take_dropped(struct gw_replay *r, size_t *bytes)
 	return n;
 }
 
+void gw_replay_forget_parent(struct gw_replay *r)
+{
+	free(r->dropped_parent.data);
+	r->dropped_parent.data = NULL;
+	r->dropped_parent.len = 0;
+}
+
 void gw_replay_clear(struct gw_replay *r)
 {
 	struct gw_held *h;
 
 	while ((h = gw_replay_pop(r)))
 		gw_held_free(h);
+	gw_replay_forget_parent(r);
 }

@@ -58,7 +58,8 @@ struct gw_held {
 struct gw_replay {
 	struct gw_held *head, *tail;
 	size_t bytes, count;
-	size_t dropped, dropped_bytes; /* since the last gw_replay_take_dropped() */
+	size_t dropped, dropped_bytes;   /* since the last gw_replay_take_dropped() */
+	struct proto_buf dropped_parent; /* owned: parent_header of the newest dropped message */
 };
 
 /*
@@ -73,6 +74,10 @@ struct gw_held *gw_replay_pop(struct gw_replay *r);
 
 size_t gw_replay_take_dropped(struct gw_replay *r, size_t *bytes);
 
+/* Frees what is held and the remembered parent. */
 void gw_replay_clear(struct gw_replay *r);
+
+/* Forgets the parent of dropped messages (after it was reported). */
+void gw_replay_forget_parent(struct gw_replay *r);
 
 void gw_held_free(struct gw_held *h);

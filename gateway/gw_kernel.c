@@ -70,7 +70,7 @@ static struct proto_buf gw_dump_buf(json_t *j)
 
 /* Builds a message with a new msg_id that starts with prefix; owned parts in *m. */
 static int gw_make_msg(const char *msg_type, const char *prefix, json_t *content,
-                       struct proto_ws_msg *m)
+                       const struct proto_buf *parent, struct proto_ws_msg *m)
 {
 	char id[PROTO_UUID_LEN + 1], date[PROTO_DATE_LEN + 1];
 	json_t *h;
@@ -89,8 +89,15 @@ static int gw_make_msg(const char *msg_type, const char *prefix, json_t *content
 	m->channel = PROTO_WS_IOPUB;
 	m->header = gw_dump_buf(h);
 	json_decref(h);
-	m->parent.data = (unsigned char *)strdup("{}");
-	m->parent.len = 2;
+	if (parent && parent->len) {
+		m->parent.data = malloc(parent->len);
+		if (m->parent.data)
+			memcpy(m->parent.data, parent->data, parent->len);
+		m->parent.len = parent->len;
+	} else {
+		m->parent.data = (unsigned char *)strdup("{}");
+		m->parent.len = 2;
+	}
 	m->metadata.data = (unsigned char *)strdup("{}");
 	m->metadata.len = 2;
 	m->content = gw_dump_buf(content);
@@ -101,9 +108,10 @@ static int gw_make_msg(const char *msg_type, const char *prefix, json_t *content
 	return 0;
 }
 
-int gw_kernel_make_msg(const char *msg_type, json_t *content, struct proto_ws_msg *m)
+int gw_kernel_make_msg(const char *msg_type, json_t *content, const struct proto_buf *parent,
+                       struct proto_ws_msg *m)
 {
-	return gw_make_msg(msg_type, "", content, m);
+	return gw_make_msg(msg_type, "", content, parent, m);
 }
 
 /* Sends an iopub status made by the gateway (restarting, dead) to every client. */
@@ -112,7 +120,7 @@ static void gw_kernel_broadcast_status(struct gw_kernel *k, const char *state)
 	struct proto_ws_msg m;
 	json_t *content = json_pack("{s:s}", "execution_state", state);
 
-	if (content && gw_kernel_make_msg("status", content, &m) == 0) {
+	if (content && gw_kernel_make_msg("status", content, NULL, &m) == 0) {
 		for (struct gw_conn *c = k->conns; c; c = c->next)
 			gw_ws_send(c, &m, false);
 		proto_ws_msg_clear(&m);
@@ -147,7 +155,8 @@ void gw_kernel_attach(struct gw_kernel *k, struct gw_conn *c)
 		         "client "
 		         "was connected (the replay buffer holds %zu bytes).\n",
 		         dropped, bytes, k->srv->cfg->replay_cap);
-		gw_ws_notice(c, text);
+		gw_ws_notice(c, text, &k->replay.dropped_parent);
+		gw_replay_forget_parent(&k->replay);
 	}
 	while ((h = gw_replay_pop(&k->replay))) {
 		gw_ws_send(c, &h->msg, false);
@@ -198,7 +207,7 @@ static int gw_kernel_send_own(struct gw_kernel *k, enum proto_ws_channel which,
                               const char *msg_type, json_t *content, char *id_out, size_t id_len)
 {
 	struct proto_ws_msg m;
-	int r = gw_make_msg(msg_type, GW_OWN_PREFIX, content, &m);
+	int r = gw_make_msg(msg_type, GW_OWN_PREFIX, content, NULL, &m);
 
 	if (r < 0)
 		return r;

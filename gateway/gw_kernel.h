@@ -58,5 +58,10 @@ int gw_kernel_pid_callback(struct lws *wsi, enum lws_callback_reasons reason);
 /* Culls idle kernels according to the configuration; rescheduled by itself. */
 void gw_kernel_cull_start(struct gw_server *srv);
 
-/* Builds a gateway-made iopub message (a status or a stream notice); owned parts in *m. */
-int gw_kernel_make_msg(const char *msg_type, json_t *content, struct proto_ws_msg *m);
+/*
+ * Builds a gateway-made iopub message (a status or a stream notice) with parent as its
+ * parent_header (NULL: {}), so that a front end shows it with the request it concerns.
+ * Owned parts in *m.
+ */
+int gw_kernel_make_msg(const char *msg_type, json_t *content, const struct proto_buf *parent,
+                       struct proto_ws_msg *m);

@@ -73,6 +73,7 @@ int main(int argc, char **argv)
 	struct gw_server srv = {0};
 	struct proto_error err = {{0}};
 	enum gw_config_action action;
+	char host[300];
 	int r, code;
 
 	if (gw_config_defaults(&cfg) < 0) {
@@ -105,13 +106,15 @@ int main(int argc, char **argv)
 		gw_config_free(&cfg);
 		return 1;
 	}
+	/* An IPv6 address goes in brackets in a URL. */
+	snprintf(host, sizeof(host), strchr(cfg.ip, ':') ? "[%s]" : "%s", cfg.ip);
 	if (cfg.token[0])
-		printf("sandcell %s listening on http://%s:%d%s?token=%s\n", GW_VERSION, cfg.ip,
+		printf("sandcell %s listening on http://%s:%d%s?token=%s\n", GW_VERSION, host,
 		       gw_server_port(&srv), cfg.base_url, cfg.token);
 	else
 		printf("sandcell %s listening on http://%s:%d%s (no token: anyone who can connect "
 		       "can run code)\n",
-		       GW_VERSION, cfg.ip, gw_server_port(&srv), cfg.base_url);
+		       GW_VERSION, host, gw_server_port(&srv), cfg.base_url);
 	fflush(stdout);
 	code = gw_server_run(&srv);
 	gw_server_fini(&srv);

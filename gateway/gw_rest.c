@@ -80,6 +80,30 @@ static bool gw_rest_opt_string(struct gw_http *h, json_t *obj, const char *key, 
 	return true;
 }
 
+/*
+ * Checks "env" (Jupyter servers in gateway mode send KERNEL_* variables): an object of strings.
+ * The values are not passed to kernels yet: the sandbox decides what a kernel may see.
+ */
+static bool gw_rest_env_ok(struct gw_http *h, json_t *body)
+{
+	json_t *env = json_object_get(body, "env"), *v;
+	const char *key;
+
+	if (!env || json_is_null(env))
+		return true;
+	if (!json_is_object(env)) {
+		gw_http_error(h, 400, "\"env\" must be an object of strings");
+		return false;
+	}
+	json_object_foreach(env, key, v) {
+		if (!json_is_string(v)) {
+			gw_http_error(h, 400, "\"env\": the value of %s must be a string", key);
+			return false;
+		}
+	}
+	return true;
+}
+
 /* Starts a kernel for a request, answering the errors; the caller then waits on it. */
 static struct gw_kernel *gw_rest_start_kernel(struct gw_server *srv, struct gw_http *h,
                                               const char *name)
@@ -114,7 +138,7 @@ static void gw_rest_kernels(struct gw_server *srv, struct gw_http *h, char **seg
 
 			if (!body)
 				return;
-			if (gw_rest_opt_string(h, body, "name", &name) &&
+			if (gw_rest_opt_string(h, body, "name", &name) && gw_rest_env_ok(h, body) &&
 			    (k = gw_rest_start_kernel(srv, h, name)))
 				gw_http_wait(srv, h, k, GW_WAIT_START);
 			json_decref(body);
@@ -251,8 +275,8 @@ static void gw_rest_sessions_post(struct gw_server *srv, struct gw_http *h)
 	    !gw_rest_opt_string(h, body, "type", &type) ||
 	    !gw_rest_session_kernel(srv, h, body, &kid, &kname))
 		goto out;
-	if (!path) {
-		gw_http_error(h, 400, "\"path\" is required");
+	if (!path || !type) {
+		gw_http_error(h, 400, "\"path\" and \"type\" are required");
 		goto out;
 	}
 	for (s = srv->sessions; s; s = s->next) {

@@ -618,6 +618,9 @@ int gw_server_init(struct gw_server *srv, struct gw_config *cfg)
 	info.user = srv;
 	info.retry_and_idle_policy = &policy;
 	info.options = LWS_SERVER_OPTION_VALIDATE_UTF8;
+	/* An IPv4 address on an IPv6 socket makes lws 4.1 listen on every address. */
+	if (!strchr(cfg->ip, ':'))
+		info.options |= LWS_SERVER_OPTION_DISABLE_IPV6;
 	info.pt_serv_buf_size = 64 * 1024;
 	lws_set_log_level(cfg->log_level >= GW_DBG ? LLL_ERR | LLL_WARN | LLL_NOTICE : LLL_ERR,
 	                  NULL);

@@ -34,6 +34,21 @@ void gw_ws_close(struct gw_conn *c, int code, const char *reason)
 	lws_callback_on_writable(c->wsi);
 }
 
+static void gw_ws_dropped_notice(struct gw_conn *c)
+{
+	char text[256];
+	size_t bytes, n = gw_queue_take_dropped(&c->out, &bytes);
+
+	snprintf(text, sizeof(text),
+	         "[sandcell] %zu output messages (%zu bytes) were dropped because this connection "
+	         "could not keep up.\n",
+	         n, bytes);
+	gw_ws_notice(c, text, &c->drop_parent);
+	free(c->drop_parent.data);
+	c->drop_parent.data = NULL;
+	c->drop_parent.len = 0;
+}
+
 /* Queues a copy of an encoded frame (behind LWS_PRE headroom). */
 static int gw_ws_enqueue(struct gw_conn *c, const struct proto_buf *buf, bool binary,
                          bool droppable)
@@ -42,6 +57,9 @@ static int gw_ws_enqueue(struct gw_conn *c, const struct proto_buf *buf, bool bi
 
 	if (c->closing)
 		return -EPIPE;
+	/* Output was dropped: say so before the next reply or status, where it happened. */
+	if (!droppable && c->out.dropped)
+		gw_ws_dropped_notice(c);
 	switch (gw_queue_push(&c->out, buf->data, buf->len, binary, droppable, LWS_PRE, cap)) {
 	case GW_QUEUE_OK:
 		lws_callback_on_writable(c->wsi);
@@ -72,15 +90,26 @@ int gw_ws_send(struct gw_conn *c, const struct proto_ws_msg *m, bool droppable)
 	}
 	r = gw_ws_enqueue(c, &out, binary, droppable);
 	free(out.data);
+	if (r == -ENOBUFS && droppable) {
+		/* The notice will name the request whose output was lost. */
+		unsigned char *copy = malloc(m->parent.len ? m->parent.len : 1);
+
+		if (copy) {
+			memcpy(copy, m->parent.data, m->parent.len);
+			free(c->drop_parent.data);
+			c->drop_parent.data = copy;
+			c->drop_parent.len = m->parent.len;
+		}
+	}
 	return r;
 }
 
-void gw_ws_notice(struct gw_conn *c, const char *text)
+void gw_ws_notice(struct gw_conn *c, const char *text, const struct proto_buf *parent)
 {
 	struct proto_ws_msg m;
 	json_t *content = json_pack("{s:s, s:s}", "name", "stderr", "text", text);
 
-	if (content && gw_kernel_make_msg("stream", content, &m) == 0) {
+	if (content && gw_kernel_make_msg("stream", content, parent, &m) == 0) {
 		gw_ws_send(c, &m, false);
 		proto_ws_msg_clear(&m);
 	}
@@ -93,7 +122,7 @@ static void gw_ws_reject(struct gw_conn *c, const char *why)
 	char text[300];
 
 	snprintf(text, sizeof(text), "[sandcell] message refused: %s\n", why);
-	gw_ws_notice(c, text);
+	gw_ws_notice(c, text, NULL);
 	if (c->kernel)
 		gw_log(c->kernel->srv, GW_INFO, "kernel %s: refused a client message: %s",
 		       c->kernel->id, why);
@@ -173,16 +202,8 @@ int gw_ws_writeable(struct gw_conn *c)
 		return -1;
 	}
 	/* Once the queue has room again, say what was dropped meanwhile. */
-	if (c->out.dropped && c->kernel && c->out.bytes < c->kernel->srv->cfg->ws_queue_cap / 2) {
-		char text[256];
-		size_t bytes, n = gw_queue_take_dropped(&c->out, &bytes);
-
-		snprintf(text, sizeof(text),
-		         "[sandcell] %zu output messages (%zu bytes) were dropped because this "
-		         "connection could not keep up.\n",
-		         n, bytes);
-		gw_ws_notice(c, text);
-	}
+	if (c->out.dropped && c->kernel && c->out.bytes < c->kernel->srv->cfg->ws_queue_cap / 2)
+		gw_ws_dropped_notice(c);
 	f = gw_queue_pop(&c->out);
 	if (!f)
 		return c->closing ? -1 : 0;
@@ -207,6 +228,8 @@ void gw_ws_closed(struct gw_conn *c)
 		       k->n_conns);
 	}
 	gw_queue_clear(&c->out);
+	free(c->drop_parent.data);
+	c->drop_parent.data = NULL;
 	free(c->rx);
 	c->rx = NULL;
 	c->wsi = NULL;

@@ -18,8 +18,8 @@ void gw_ws_open(struct gw_conn *c, struct lws *wsi, struct gw_kernel *k,
  */
 int gw_ws_send(struct gw_conn *c, const struct proto_ws_msg *m, bool droppable);
 
-/* Queues a stderr `stream` notice from the gateway itself. */
-void gw_ws_notice(struct gw_conn *c, const char *text);
+/* Queues a stderr `stream` notice from the gateway itself, parented to parent (may be NULL). */
+void gw_ws_notice(struct gw_conn *c, const char *text, const struct proto_buf *parent);
 
 /* Closes the connection soon with a status and a reason the client will see. */
 void gw_ws_close(struct gw_conn *c, int code, const char *reason);

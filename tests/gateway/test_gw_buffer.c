@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include <criterion/criterion.h>
+#include <jansson.h>
 
 #include "gw_buffer.h"
 #include "testdata.h"
@@ -109,6 +110,7 @@ static void expect_ids(struct gw_replay *r, const char *const *ids, size_t n)
 	}
 	cr_expect_eq(i, n);
 	cr_expect_eq(r->bytes, 0);
+	gw_replay_clear(r);
 }
 
 Test(gw_buffer, replay_returns_messages_in_order)
@@ -137,6 +139,9 @@ Test(gw_buffer, replay_drops_oldest_output_first)
 	dropped = gw_replay_take_dropped(&r, &bytes);
 	cr_expect_eq(dropped, 1);
 	cr_expect_eq(bytes, 22);
+	/* The notice names the request of the newest dropped message. */
+	cr_expect_eq(r.dropped_parent.len, 2);
+	cr_expect_eq(memcmp(r.dropped_parent.data, "{}", 2), 0);
 	expect_ids(&r, left, 4);
 }
 
@@ -188,5 +193,48 @@ Test(gw_buffer, replay_copies_buffers)
 	cr_expect_eq(memcmp(h->msg.buffers[0].data, "abc", 3), 0);
 	cr_expect_eq(h->msg.buffers[1].len, 0);
 	gw_held_free(h);
+	gw_replay_clear(&r);
+}
+
+Test(gw_buffer, replay_keeps_the_newest_part_of_a_large_stream)
+{
+	struct gw_replay r = {0};
+	struct proto_ws_msg m = {0};
+	struct gw_held *h;
+	size_t bytes;
+	char text[400];
+	json_t *content, *back;
+
+	for (size_t i = 0; i < sizeof(text) - 1; i++)
+		text[i] = (char)('a' + i % 26);
+	text[sizeof(text) - 1] = '\0';
+	content = json_pack("{s:s, s:s}", "name", "stdout", "text", text);
+	m.content.data = (unsigned char *)json_dumps(content, JSON_COMPACT | JSON_PRESERVE_ORDER);
+	m.content.len = strlen((char *)m.content.data);
+	json_decref(content);
+	m.header.data = (unsigned char *)strdup("{\"msg_type\":\"stream\"}");
+	m.header.len = strlen((char *)m.header.data);
+	m.parent.data = (unsigned char *)strdup("{\"msg_id\":\"p\"}");
+	m.parent.len = strlen((char *)m.parent.data);
+	m.metadata.data = (unsigned char *)strdup("{}");
+	m.metadata.len = 2;
+	snprintf(m.msg_type, sizeof(m.msg_type), "stream");
+	cr_assert_eq(gw_replay_hold(&r, &m, true, 200), 0);
+	h = gw_replay_pop(&r);
+	cr_assert_not_null(h);
+	cr_expect_leq(h->size, 200);
+	back = json_loadb((const char *)h->msg.content.data, h->msg.content.len, 0, NULL);
+	cr_assert_not_null(back);
+	const char *kept = json_string_value(json_object_get(back, "text"));
+	cr_assert_not_null(kept);
+	/* What is kept is the end of the text, and the rest is counted as dropped. */
+	cr_expect_str_eq(kept, text + strlen(text) - strlen(kept));
+	cr_expect_gt(strlen(kept), 50);
+	cr_expect_eq(gw_replay_take_dropped(&r, &bytes), 1);
+	cr_expect_eq(bytes, strlen(text) - strlen(kept));
+	cr_expect_eq(memcmp(r.dropped_parent.data, "{\"msg_id\":\"p\"}", r.dropped_parent.len), 0);
+	json_decref(back);
+	gw_held_free(h);
+	proto_ws_msg_clear(&m);
 	gw_replay_clear(&r);
 }
