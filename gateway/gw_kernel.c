@@ -29,7 +29,7 @@
 #define GW_OWN_PREFIX     "sandcell-gw-"
 #define GW_OWN_PREFIX_LEN (sizeof(GW_OWN_PREFIX) - 1)
 /* kernel_info is re-sent at this interval until the kernel answers on shell and iopub. */
-#define GW_NUDGE_US (50 * LWS_US_PER_MS)
+#define GW_NUDGE_US (10 * LWS_US_PER_MS)
 /* A kernel asked to shut down is killed after this long. */
 #define GW_SHUTDOWN_GRACE_US (3 * LWS_US_PER_SEC)
 
