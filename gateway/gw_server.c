@@ -617,7 +617,11 @@ int gw_server_init(struct gw_server *srv, struct gw_config *cfg)
 	info.protocols = gw_protocols;
 	info.user = srv;
 	info.retry_and_idle_policy = &policy;
-	info.options = LWS_SERVER_OPTION_VALIDATE_UTF8;
+	/*
+	 * No LWS_SERVER_OPTION_VALIDATE_UTF8: a Jupyter server in gateway mode forwards a
+	 * browser's binary legacy frames as text frames; gw_ws_receive checks text itself.
+	 */
+	info.options = 0;
 	/* An IPv4 address on an IPv6 socket makes lws 4.1 listen on every address. */
 	if (!strchr(cfg->ip, ':'))
 		info.options |= LWS_SERVER_OPTION_DISABLE_IPV6;

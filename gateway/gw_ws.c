@@ -170,7 +170,9 @@ int gw_ws_receive(struct gw_conn *c, const void *in, size_t len)
 		gw_ws_close(c, LWS_CLOSE_STATUS_MESSAGE_TOO_LARGE, why);
 		return 0;
 	}
-	if (!c->rx_binary && !proto_utf8_is_valid(c->rx, c->rx_len)) {
+	/* A legacy binary frame sent as text (a u32be count: starts with 0) is decoded as such. */
+	if (!c->rx_binary && !(c->framing == PROTO_WS_LEGACY && c->rx_len && c->rx[0] == 0) &&
+	    !proto_utf8_is_valid(c->rx, c->rx_len)) {
 		gw_ws_close(c, LWS_CLOSE_STATUS_INVALID_PAYLOAD, "text frame is not valid UTF-8");
 		return 0;
 	}

@@ -86,6 +86,9 @@ static int parse_object(const struct proto_buf *f, const char *name, json_t **ou
 	*out = NULL;
 	if (!f->len)
 		return proto_error_set(err, EBADMSG, "%s is empty", name);
+	/* A raw NUL byte is never valid JSON, but jansson 2.14 skips one after a number. */
+	if (memchr(f->data, 0, f->len))
+		return proto_error_set(err, EBADMSG, "%s holds a raw NUL byte", name);
 	/* Python clients send "\u0000" in output text; keep it instead of dropping the message. */
 	j = json_loadb((const char *)f->data, f->len, JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL,
 	               &jerr);

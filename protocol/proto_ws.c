@@ -617,7 +617,7 @@ static size_t scan_scalar(const unsigned char *p, size_t n, size_t i)
 static bool text_is_one_object(const unsigned char *p, size_t n)
 {
 	enum { S_VALUE, S_FIRST_KEY, S_KEY, S_COLON, S_FIRST_ITEM, S_AFTER } s = S_VALUE;
-	unsigned char in_array[WS_MAX_DEPTH / 8] = {0};
+	unsigned char in_array[(WS_MAX_DEPTH + 7) / 8] = {0};
 	size_t depth = 0, i;
 
 	if (!proto_utf8_is_valid(p, n))

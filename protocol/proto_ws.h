@@ -65,7 +65,8 @@ int proto_ws_decode(enum proto_ws_framing f, const unsigned char *data, size_t l
  * Encodes a message for a client. The four parts in msg must each be the JSON text of one
  * object (this is checked: bytes from a kernel are untrusted; -EBADMSG otherwise) and are
  * re-serialised compactly for the legacy framing, copied as they are for v1. *out becomes an
- * owned buffer (free()); *binary says how to send it. Returns 0, -EBADMSG or -ENOMEM.
+ * owned buffer (free()); *binary says how to send it. Returns 0, -EBADMSG, -ENOMEM, -EINVAL
+ * (an unknown channel) or -EMSGSIZE (a legacy frame past 4 GiB).
  */
 int proto_ws_encode(enum proto_ws_framing f, const struct proto_ws_msg *msg, struct proto_buf *out,
                     bool *binary, struct proto_error *err);

@@ -264,8 +264,13 @@ def sign_vector():
 
 
 def main():
-    for sub in ("valid", "invalid", "sign"):
-        shutil.rmtree(os.path.join(HERE, sub), ignore_errors=True)
+    # Only this script's cases: make-ws-cases.py owns the ws-* ones.
+    shutil.rmtree(os.path.join(HERE, "sign"), ignore_errors=True)
+    for sub in ("valid", "invalid"):
+        top = os.path.join(HERE, sub)
+        for name in os.listdir(top) if os.path.isdir(top) else []:
+            if name.startswith(("wire-", "conn-")):
+                shutil.rmtree(os.path.join(top, name))
     valid_wire()
     invalid_wire()
     valid_conn()

@@ -393,27 +393,28 @@ def invalid_decode():
 DROP = object()
 
 
+def fixed(msg, msg_id):
+    """Makes a Session.msg() reproducible: its msg_id has the pid in it, its date is now."""
+    msg["header"].update(msg_id=msg_id, date=DATE)
+    msg["msg_id"] = msg_id
+    return [json_packer(msg[k]) for k in MSG_KEYS]
+
+
 def valid_encode():
-    s = Session(key=b"", packer="json")
+    s = Session(key=b"", packer="json", session="kernel-session-1")
     parent = header("execute_request", "req-1")
     stream = {"name": "stdout", "text": "h\u00e9 \u2603 \U0001F600 a\u0000b \"q\" \\ /\n"}
-    msg = s.msg("stream", content=stream, parent=parent)
-    msg["header"]["date"] = DATE
-    parts = [json_packer(msg[k]) for k in MSG_KEYS]
+    parts = fixed(s.msg("stream", content=stream, parent=parent), "k-stream-1")
     encode_ok("legacy-text-python", "legacy", parts)
     encode_ok("v1-python", "v1", parts)
-    reply = s.msg("execute_reply", content={"status": "ok", "execution_count": 3},
-                  parent=parent)
-    reply["header"]["date"] = DATE
-    rparts = [json_packer(reply[k]) for k in MSG_KEYS]
+    rparts = fixed(s.msg("execute_reply", content={"status": "ok", "execution_count": 3},
+                         parent=parent), "k-reply-1")
     encode_ok("legacy-text-shell", "legacy", rparts, channel="shell")
     encode_ok("v1-shell", "v1", rparts, channel="shell")
     encode_ok("legacy-text-stdin", "legacy", rparts, channel="stdin")
     encode_ok("legacy-text-control", "legacy", rparts, channel="control")
-    comm = s.msg("comm_msg", content={"comm_id": "w1", "data": {"buffer_paths": [["b"]]}},
-                 parent=parent)
-    comm["header"]["date"] = DATE
-    cparts = [json_packer(comm[k]) for k in MSG_KEYS]
+    cparts = fixed(s.msg("comm_msg", content={"comm_id": "w1", "data": {"buffer_paths": [["b"]]}},
+                         parent=parent), "k-comm-1")
     bufs = [b"\x00\x01\x02\xff", b"", b"<IDS|MSG>"]
     encode_ok("legacy-binary-python", "legacy", cparts, bufs)
     encode_ok("v1-python-buffers", "v1", cparts, bufs)
@@ -437,11 +438,25 @@ def invalid_encode():
                             ("empty", 2, b""),
                             ("null", 1, b"null"),
                             ("unclosed", 3, b'{"a":[1,2}'),
+                            ("array-closed-by-brace", 3, b'{"a":[1}}'),
+                            ("object-closed-by-bracket", 3, b'{"a":{"b":1]}'),
                             ("invalid-utf8", 3, b'{"a":"\xff"}'),
                             ("raw-control-char", 3, b'{"a":"\x01"}'),
                             ("raw-nul-after-number", 3, b'{"a":1\x00}'),
                             ("lone-surrogate", 3, b'{"a":"\\ud800x"}'),
                             ("bad-escape", 3, b'{"a":"\\x41"}'),
+                            ("lone-low-surrogate", 3, b'{"a":"\\udc00"}'),
+                            ("two-high-surrogates", 3, b'{"a":"\\ud800\\ud800"}'),
+                            ("short-unicode-escape", 3, b'{"a":"\\u12"}'),
+                            ("number-no-fraction-digits", 3, b'{"a":1.}'),
+                            ("number-bare-minus", 3, b'{"a":-}'),
+                            ("number-no-exponent-digits", 3, b'{"a":1e+}'),
+                            ("number-leading-dot", 3, b'{"a":.5}'),
+                            ("number-plus", 3, b'{"a":+1}'),
+                            ("literal-truncated", 3, b'{"a":tru}'),
+                            ("key-not-string", 3, b'{a:1}'),
+                            ("missing-colon", 3, b'{"a" 1}'),
+                            ("missing-comma", 3, b'{"a":1 "b":2}'),
                             ("leading-zero", 3, b'{"a":01}'),
                             ("nan", 3, b'{"a":NaN}'),
                             ("single-quotes", 3, b"{'a':1}"),
@@ -468,7 +483,9 @@ function add(name, framing, data) {
   out.push({name, framing, binary, hex: bytes.toString('hex')});
 }
 function msg(opts) {
-  return m.createMessage(Object.assign({session: 'jlab-session', username: 'jl'}, opts));
+  const r = m.createMessage(Object.assign({session: 'jlab-session', username: 'jl'}, opts));
+  r.header.date = '2026-11-26T09:30:27.123Z'; /* JupyterLab's format, a fixed time */
+  return r;
 }
 const exec = () => msg({msgType: 'execute_request', channel: 'shell', msgId: 'jl-1',
   content: {code: 'print("h\u00e9 \u2603")', silent: false, store_history: true,
