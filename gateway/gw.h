@@ -42,13 +42,6 @@ enum gw_kernel_state {
 	GW_KERNEL_DEAD,
 };
 
-/* A reply route: which connection asked msg_id. A ring, newest last. */
-#define GW_ROUTES 512
-struct gw_route {
-	char msg_id[128];
-	struct gw_conn *conn;
-};
-
 /* An HTTP request waiting for a kernel event (ready, restarted, gone). */
 enum gw_wait_kind {
 	GW_WAIT_START,   /* POST /api/kernels, POST /api/sessions: 201 when ready */
@@ -77,8 +70,7 @@ struct gw_kernel {
 	struct gw_channel ch[4]; /* indexed by enum proto_ws_channel */
 	struct gw_conn *conns;   /* attached WebSocket connections (not owned) */
 	size_t n_conns;
-	struct gw_route routes[GW_ROUTES];
-	size_t route_next;
+	struct gw_routes routes;          /* who asked what, for replies */
 	struct gw_replay replay;          /* held while no client is connected (owned) */
 	lws_sorted_usec_list_t sul_ready; /* kernel_info retries, start timeout */
 	lws_sorted_usec_list_t sul_kill;  /* shutdown grace before SIGKILL */

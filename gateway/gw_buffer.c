@@ -71,6 +71,38 @@ void gw_queue_clear(struct gw_queue *q)
 		free(f);
 }
 
+void gw_routes_add(struct gw_routes *r, const char *msg_id, void *conn)
+{
+	struct gw_route *rt = &r->ring[r->next++ % GW_ROUTES];
+	size_t n = strlen(msg_id);
+
+	if (n >= sizeof(rt->msg_id))
+		n = sizeof(rt->msg_id) - 1;
+	memcpy(rt->msg_id, msg_id, n);
+	rt->msg_id[n] = '\0';
+	rt->conn = conn;
+}
+
+void *gw_routes_find(const struct gw_routes *r, const char *msg_id)
+{
+	if (!msg_id[0])
+		return NULL;
+	for (size_t i = 0; i < GW_ROUTES && i < r->next; i++) {
+		const struct gw_route *rt = &r->ring[(r->next - 1 - i) % GW_ROUTES];
+
+		if (rt->conn && !strcmp(rt->msg_id, msg_id))
+			return rt->conn;
+	}
+	return NULL;
+}
+
+void gw_routes_forget(struct gw_routes *r, const void *conn)
+{
+	for (size_t i = 0; i < GW_ROUTES; i++)
+		if (r->ring[i].conn == conn)
+			r->ring[i].conn = NULL;
+}
+
 void gw_held_free(struct gw_held *h)
 {
 	if (!h)

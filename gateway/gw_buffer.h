@@ -47,6 +47,30 @@ size_t gw_queue_take_dropped(struct gw_queue *q, size_t *bytes);
 
 void gw_queue_clear(struct gw_queue *q);
 
+/*
+ * Reply routes: which connection sent the request with a given msg_id, so that its reply (and
+ * an input_request it causes) go back there. A fixed ring of the newest GW_ROUTES requests:
+ * older ones are forgotten, and their late replies go nowhere (or to the replay buffer).
+ */
+#define GW_ROUTES 512
+struct gw_route {
+	char msg_id[128];
+	void *conn; /* borrowed */
+};
+struct gw_routes {
+	struct gw_route ring[GW_ROUTES];
+	size_t next;
+};
+
+/* Remembers that conn asked msg_id. */
+void gw_routes_add(struct gw_routes *r, const char *msg_id, void *conn);
+
+/* The connection that asked msg_id (newest first), or NULL. */
+void *gw_routes_find(const struct gw_routes *r, const char *msg_id);
+
+/* Forgets every route to conn (it closed). */
+void gw_routes_forget(struct gw_routes *r, const void *conn);
+
 /* A message held for replay: owned copies of every part. */
 struct gw_held {
 	struct gw_held *next;

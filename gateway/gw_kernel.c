@@ -173,9 +173,7 @@ void gw_kernel_detach(struct gw_kernel *k, struct gw_conn *c)
 			break;
 		}
 	}
-	for (size_t i = 0; i < GW_ROUTES; i++)
-		if (k->routes[i].conn == c)
-			k->routes[i].conn = NULL;
+	gw_routes_forget(&k->routes, c);
 	c->kernel = NULL;
 	c->next = NULL;
 }
@@ -230,28 +228,12 @@ int gw_kernel_send(struct gw_kernel *k, struct gw_conn *from, const struct proto
 	if (r < 0)
 		return r;
 	gw_kernel_touch(k);
-	if (m->channel != PROTO_WS_STDIN) {
-		struct gw_route *rt = &k->routes[k->route_next++ % GW_ROUTES];
-
-		snprintf(rt->msg_id, sizeof(rt->msg_id), "%s", m->msg_id);
-		rt->conn = from;
-	}
+	if (m->channel != PROTO_WS_STDIN) /* an input_reply gets no reply */
+		gw_routes_add(&k->routes, m->msg_id, from);
 	return 0;
 }
 
 /* ---- receiving from the kernel ---- */
-
-/* The connection that sent the request with this msg_id, or NULL. */
-static struct gw_conn *gw_kernel_route(struct gw_kernel *k, const char *parent_id)
-{
-	for (size_t i = 0; i < GW_ROUTES; i++) {
-		struct gw_route *rt = &k->routes[(k->route_next - 1 - i) % GW_ROUTES];
-
-		if (rt->msg_id[0] && strcmp(rt->msg_id, parent_id) == 0)
-			return rt->conn;
-	}
-	return NULL;
-}
 
 static void gw_kernel_became_ready(struct gw_kernel *k)
 {
@@ -363,7 +345,7 @@ void gw_kernel_on_message(struct gw_kernel *k, enum proto_ws_channel which,
 		goto out;
 	}
 	{
-		struct gw_conn *to = gw_kernel_route(k, parent_id);
+		struct gw_conn *to = gw_routes_find(&k->routes, parent_id);
 
 		if (to)
 			gw_ws_send(to, &m, false);

@@ -238,3 +238,57 @@ Test(gw_buffer, replay_keeps_the_newest_part_of_a_large_stream)
 	proto_ws_msg_clear(&m);
 	gw_replay_clear(&r);
 }
+
+Test(gw_buffer, routes_find_the_requester_newest_first)
+{
+	static struct gw_routes r; /* large: not on the stack */
+	int a, b;
+
+	memset(&r, 0, sizeof(r));
+	cr_expect_null(gw_routes_find(&r, "m1"));
+	gw_routes_add(&r, "m1", &a);
+	gw_routes_add(&r, "m2", &b);
+	cr_expect_eq(gw_routes_find(&r, "m1"), &a);
+	cr_expect_eq(gw_routes_find(&r, "m2"), &b);
+	cr_expect_null(gw_routes_find(&r, "m3"));
+	cr_expect_null(gw_routes_find(&r, ""));
+	/* The same msg_id from another connection later: the newest wins. */
+	gw_routes_add(&r, "m1", &b);
+	cr_expect_eq(gw_routes_find(&r, "m1"), &b);
+	/* A connection that closes is forgotten everywhere. */
+	gw_routes_forget(&r, &b);
+	cr_expect_eq(gw_routes_find(&r, "m1"), &a);
+	cr_expect_null(gw_routes_find(&r, "m2"));
+}
+
+Test(gw_buffer, routes_forget_the_oldest_past_the_ring)
+{
+	static struct gw_routes r;
+	char id[32];
+	int conn;
+
+	memset(&r, 0, sizeof(r));
+	for (int i = 0; i < GW_ROUTES + 10; i++) {
+		snprintf(id, sizeof(id), "m%d", i);
+		gw_routes_add(&r, id, &conn);
+	}
+	cr_expect_null(gw_routes_find(&r, "m0"));
+	cr_expect_null(gw_routes_find(&r, "m9"));
+	cr_expect_eq(gw_routes_find(&r, "m10"), &conn);
+	snprintf(id, sizeof(id), "m%d", GW_ROUTES + 9);
+	cr_expect_eq(gw_routes_find(&r, id), &conn);
+}
+
+Test(gw_buffer, routes_truncate_overlong_ids)
+{
+	static struct gw_routes r;
+	char id[300];
+	int conn;
+
+	memset(id, 'x', sizeof(id) - 1);
+	id[sizeof(id) - 1] = '\0';
+	memset(&r, 0, sizeof(r));
+	gw_routes_add(&r, id, &conn);
+	/* Stored cut to 127 bytes: the full id does not match, so no wrong delivery. */
+	cr_expect_null(gw_routes_find(&r, id));
+}
