@@ -77,6 +77,37 @@ atexit.register(shutil.rmtree, TMP, True)
 
 os.environ.setdefault("PYDEVD_DISABLE_FILE_VALIDATION", "1")
 
+# Every server still running; stopped at exit, also when the test process is sent SIGTERM
+# (meson's timeout) or SIGHUP.
+_LIVE = set()
+
+
+def _stop_all():
+    for srv in list(_LIVE):
+        try:
+            srv.stop(timeout=10, check=False)
+        except Exception:
+            srv.kill()
+
+
+atexit.register(_stop_all)
+
+
+def _on_signal(signum, frame):
+    raise SystemExit(128 + signum)
+
+
+if threading.current_thread() is threading.main_thread():
+    for _sig in (signal.SIGTERM, signal.SIGHUP):
+        if signal.getsignal(_sig) in (signal.SIG_DFL, None):
+            signal.signal(_sig, _on_signal)
+
+
+def _die_with_parent():
+    """preexec_fn: the server gets SIGTERM (and so stops its kernels) if we die."""
+    import ctypes
+    ctypes.CDLL(None).prctl(1, int(signal.SIGTERM), 0, 0, 0)  # PR_SET_PDEATHSIG
+
 
 def check_target():
     """Raises a clear error when the server under test cannot be run."""
@@ -175,6 +206,15 @@ def legacy_decode(opcode, data):
 # ---------------------------------------------------------------------------
 # Processes
 # ---------------------------------------------------------------------------
+
+def clean_env():
+    """The environment for a server: without SANDCELL_* variables (sandcell reads its options
+    from them and refuses unknown ones, such as the harness's SANDCELL_BUILDDIR)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SANDCELL_")}
+    env["PYTHONDONTWRITEBYTECODE"] = "1"
+    env["PYDEVD_DISABLE_FILE_VALIDATION"] = "1"
+    return env
+
 
 def free_port():
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
@@ -344,10 +384,7 @@ class Server:
         return self
 
     def _env(self):
-        env = {k: v for k, v in os.environ.items() if not k.startswith("SANDCELL_")}
-        env["PYTHONDONTWRITEBYTECODE"] = "1"
-        env["PYDEVD_DISABLE_FILE_VALIDATION"] = "1"
-        return env
+        return clean_env()
 
     def _start_sandcell(self, timeout):
         check_target()
@@ -364,7 +401,9 @@ class Server:
         self.argv = argv
         log = open(self.log_path, "ab")
         self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                     stderr=log, env=self._env(), cwd=self.dir)
+                                     stderr=log, env=self._env(), cwd=self.dir,
+                                     preexec_fn=_die_with_parent)
+        _LIVE.add(self)
         log.close()
         got = threading.Event()
 
@@ -427,7 +466,9 @@ class Server:
         env.pop("JUPYTER_GATEWAY_URL", None)
         log = open(self.log_path, "ab")
         self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log,
-                                     stderr=subprocess.STDOUT, env=env, cwd=self.dir)
+                                     stderr=subprocess.STDOUT, env=env, cwd=self.dir,
+                                     preexec_fn=_die_with_parent)
+        _LIVE.add(self)
         log.close()
 
     def _fail_start(self, why):
@@ -466,6 +507,7 @@ class Server:
             self.kernel_pids.update(descendants(self.proc.pid))
 
     def kill(self):
+        _LIVE.discard(self)
         if self.proc and self.proc.poll() is None:
             self.snapshot_kernels()
             self.proc.kill()
@@ -488,6 +530,7 @@ class Server:
         if timeout is None:
             timeout = 30 if self.kind == "sandcell" else 15
         problems = []
+        _LIVE.discard(self)
         if self.proc is None:
             return problems
         if self.proc.poll() is None:
@@ -522,6 +565,8 @@ class Server:
             if rest:
                 problems.append("runtime directory %s not empty after stop: %r"
                                 % (self.runtime_dir, rest[:10]))
+        if self.proc.stdout:
+            self.proc.stdout.close()
         self.proc = None
         if problems and check:
             raise AssertionError("; ".join(problems) + "\nlog tail:\n" + self.log_tail())
@@ -750,6 +795,11 @@ class KernelWS:
                 self.ws.close(timeout=1)
             except Exception:
                 pass
+            finally:
+                try:
+                    self.ws.shutdown()
+                except Exception:
+                    pass
             self.ws = None
 
     def abort(self):

@@ -459,7 +459,7 @@ class CommandLineTests(unittest.TestCase):
     def test_help_documents_options(self):
         harness.check_target()
         r = subprocess.run([harness.GATEWAY_EXE, "--help"], stdout=subprocess.PIPE,
-                           stderr=subprocess.STDOUT, timeout=30)
+                           stderr=subprocess.STDOUT, timeout=30, env=harness.clean_env())
         self.assertEqual(r.returncode, 0, r.stdout)
         text = r.stdout.decode(errors="replace")
         for opt in ("--ip", "--port", "--token", "--runtime-dir", "--max-kernels",
@@ -473,7 +473,8 @@ class CommandLineTests(unittest.TestCase):
         for argv in (["--no-such-option"], ["--port", "notaport"], ["--max-kernels", "-3"]):
             with self.subTest(argv=argv):
                 r = subprocess.run([harness.GATEWAY_EXE] + argv, stdout=subprocess.PIPE,
-                                   stderr=subprocess.PIPE, timeout=30)
+                                   stderr=subprocess.PIPE, timeout=30,
+                                   env=harness.clean_env())
                 self.assertNotEqual(r.returncode, 0)
                 self.assertIn(argv[0].encode(), r.stderr + r.stdout)
 

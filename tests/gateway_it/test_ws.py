@@ -252,10 +252,11 @@ class LifecycleTests(ServerTestCase):
         self.assertEqual(box["r"].status, 200, box["r"])
         self.assertEqual(box["r"].json()["id"], kid)
         self.assertLess(time.monotonic() - t0, 30, "restart took too long")
-        if not REFERENCE:  # jupyter-server sends `restarting` only for automatic restarts
-            self.assertTrue(any(is_status(m, "restarting") for m in seen),
-                            "no status: restarting on the WebSocket during a restart; got %r"
-                            % [m.short() for m in seen])
+        # No check for `status: restarting` here: jupyter-server sends it only for automatic
+        # restarts, and @jupyterlab/services reads it as "auto-restarted by the server" (it
+        # clears its state and reconnects once more); tests/js covers what that client sees.
+        self.assertFalse(any(is_status(m, "dead") for m in seen),
+                         "status: dead during a requested restart: %r" % [m.short() for m in seen])
         c.pending.clear()
         c.wait_ready(30)
         r = c.run("x")
