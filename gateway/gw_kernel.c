@@ -629,7 +629,10 @@ void gw_kernel_restart(struct gw_kernel *k)
 	k->info_reply_seen = k->info_iopub_seen = false;
 	k->info_msg_id[0] = '\0';
 	k->state = GW_KERNEL_RESTARTING;
-	gw_kernel_broadcast_status(k, "restarting");
+	/*
+	 * No `status: restarting` to clients here: front ends read that as an automatic restart
+	 * by the server (JupyterLab then reconnects twice); the client that asked knows.
+	 */
 	if (!k->pid_wsi) {
 		json_decref(content);
 		if (gw_kernel_spawn(k) < 0) {

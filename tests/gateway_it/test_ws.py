@@ -472,7 +472,7 @@ class SlowClientTests(ServerTestCase):
         for i in range(5):
             t = time.monotonic()
             self.assertEqual(fast.run("%d + 1" % i, timeout=10).result_text, str(i + 1))
-            self.assertLess(time.monotonic() - t, 2.0, "an execute on another kernel was "
+            self.assertLess(time.monotonic() - t, 3.0, "an execute on another kernel was "
                             "slowed down by a stalled client")
             self.assertEqual(self.server.request("GET", "/api/kernels", timeout=5).status, 200)
         wait_until(lambda: self.server.get_json("/api/kernels/" + slow_kid)[

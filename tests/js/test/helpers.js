@@ -75,7 +75,8 @@ async function execute(kernel, code, options = {}, timeoutMs = 30000) {
     .map(m => m.content.text)
     .join('');
   const res = iopub.find(m => m.header.msg_type === 'execute_result');
-  return { reply, iopub, stdout, result: res ? res.content.data['text/plain'] : undefined, future };
+  const result = res ? res.content.data['text/plain'] : undefined;
+  return { reply, iopub, stdout, result, future };
 }
 
 function types(iopub) {
