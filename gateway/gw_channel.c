@@ -13,6 +13,7 @@
 #include <zmq.h>
 
 #include "gw_kernel.h"
+#include "gw_server.h"
 #include "proto_wire.h"
 #include "proto_zmq.h"
 
@@ -142,7 +143,6 @@ int gw_channel_open(struct gw_kernel *k, enum proto_ws_channel which)
 	int zfd, dupfd, linger = 0, ivl = 5, ivl_max = 100;
 	size_t len = sizeof(zfd);
 	int64_t maxmsg = (int64_t)k->srv->limits.max_total + 65536;
-	lws_adopt_desc_t desc = {0};
 
 	ch->kernel = k;
 	ch->which = which;
@@ -171,12 +171,7 @@ int gw_channel_open(struct gw_kernel *k, enum proto_ws_channel which)
 	dupfd = fcntl(zfd, F_DUPFD_CLOEXEC, 3);
 	if (dupfd < 0)
 		goto fail;
-	desc.vh = k->srv->vh;
-	desc.type = LWS_ADOPT_RAW_FILE_DESC;
-	desc.fd.filefd = dupfd;
-	desc.vh_prot_name = GW_ZMQ_PROTOCOL;
-	desc.opaque = ch;
-	ch->wsi = lws_adopt_descriptor_vhost_via_info(&desc);
+	ch->wsi = gw_server_adopt(k->srv, dupfd, GW_ZMQ_PROTOCOL, ch);
 	if (!ch->wsi) {
 		errno = ENOMEM;
 		goto fail; /* lws closed dupfd */

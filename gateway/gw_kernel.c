@@ -369,7 +369,6 @@ static void gw_kernel_nudge_cb(lws_sorted_usec_list_t *sul);
 static int gw_kernel_spawn(struct gw_kernel *k)
 {
 	struct gw_server *srv = k->srv;
-	lws_adopt_desc_t desc = {0};
 	int pidfd;
 	pid_t pid;
 
@@ -399,12 +398,7 @@ static int gw_kernel_spawn(struct gw_kernel *k)
 		return e;
 	}
 	fcntl(pidfd, F_SETFD, FD_CLOEXEC);
-	desc.vh = srv->vh;
-	desc.type = LWS_ADOPT_RAW_FILE_DESC;
-	desc.fd.filefd = pidfd;
-	desc.vh_prot_name = GW_PID_PROTOCOL;
-	desc.opaque = k;
-	k->pid_wsi = lws_adopt_descriptor_vhost_via_info(&desc);
+	k->pid_wsi = gw_server_adopt(srv, pidfd, GW_PID_PROTOCOL, k);
 	if (!k->pid_wsi) {
 		kill(pid, SIGKILL);
 		waitpid(pid, NULL, 0);

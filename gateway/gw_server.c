@@ -553,11 +553,22 @@ static void gw_server_clean_runtime(struct gw_server *srv)
 		rmdir(srv->runtime_dir);
 }
 
+struct lws *gw_server_adopt(struct gw_server *srv, int fd, const char *protocol, void *opaque)
+{
+	lws_adopt_desc_t desc = {0};
+
+	desc.vh = srv->vh;
+	desc.type = LWS_ADOPT_RAW_FILE_DESC;
+	desc.fd.filefd = fd;
+	desc.vh_prot_name = protocol;
+	desc.opaque = opaque;
+	return lws_adopt_descriptor_vhost_via_info(&desc);
+}
+
 static int gw_server_signals(struct gw_server *srv)
 {
 	sigset_t set;
 	int fd;
-	lws_adopt_desc_t desc = {0};
 
 	sigemptyset(&set);
 	sigaddset(&set, SIGINT);
@@ -567,11 +578,7 @@ static int gw_server_signals(struct gw_server *srv)
 	fd = signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
 	if (fd < 0)
 		return -errno;
-	desc.vh = srv->vh;
-	desc.type = LWS_ADOPT_RAW_FILE_DESC;
-	desc.fd.filefd = fd;
-	desc.vh_prot_name = GW_SIGNAL_PROTOCOL;
-	return lws_adopt_descriptor_vhost_via_info(&desc) ? 0 : -ENOMEM;
+	return gw_server_adopt(srv, fd, GW_SIGNAL_PROTOCOL, NULL) ? 0 : -ENOMEM;
 }
 
 int gw_server_init(struct gw_server *srv, struct gw_config *cfg)

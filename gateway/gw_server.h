@@ -50,6 +50,12 @@ int gw_server_run(struct gw_server *srv);
 /* Stops every kernel, closes everything and removes the runtime files. */
 void gw_server_fini(struct gw_server *srv);
 
+/*
+ * Adopts fd (a file descriptor lws may poll and will close) into the loop under the named
+ * raw-file protocol, with opaque as its user data. Returns the wsi, or NULL (fd closed).
+ */
+struct lws *gw_server_adopt(struct gw_server *srv, int fd, const char *protocol, void *opaque);
+
 /* The port actually listened on (for --port 0). */
 int gw_server_port(const struct gw_server *srv);
 
