@@ -490,6 +490,11 @@ static int gw_server_callback(struct lws *wsi, enum lws_callback_reasons reason,
 		return gw_ws_receive(&pss->ws, in, len);
 	case LWS_CALLBACK_SERVER_WRITEABLE:
 		return gw_ws_writeable(&pss->ws);
+	case LWS_CALLBACK_WS_PEER_INITIATED_CLOSE:
+		/* Nothing more reaches this client: what the kernel says next is kept for replay.
+		 */
+		gw_ws_detach(&pss->ws);
+		return 0;
 	case LWS_CALLBACK_CLOSED:
 		gw_ws_closed(&pss->ws);
 		return 0;

@@ -220,6 +220,16 @@ int gw_ws_writeable(struct gw_conn *c)
 	return 0;
 }
 
+void gw_ws_detach(struct gw_conn *c)
+{
+	if (c->kernel) {
+		struct gw_kernel *k = c->kernel;
+
+		gw_kernel_detach(k, c);
+		gw_log(k->srv, GW_INFO, "kernel %s: client closed, %zu left", k->id, k->n_conns);
+	}
+}
+
 void gw_ws_closed(struct gw_conn *c)
 {
 	if (c->kernel) {

@@ -30,5 +30,8 @@ int gw_ws_receive(struct gw_conn *c, const void *in, size_t len);
 /* The connection may write: sends one queued frame. Returns -1 to close. */
 int gw_ws_writeable(struct gw_conn *c);
 
+/* The client said goodbye: stop sending it anything (later output goes to the replay). */
+void gw_ws_detach(struct gw_conn *c);
+
 /* The connection is gone: detaches it and frees its queue. */
 void gw_ws_closed(struct gw_conn *c);

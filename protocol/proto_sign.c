@@ -4,7 +4,12 @@
  */
 #include "proto_sign.h"
 
+#ifdef PROTO_HAVE_LIBCRYPTO
+#include <openssl/evp.h>
+#endif
+
 #include <errno.h>
+#include <stdbool.h>
 #include <string.h>
 
 #include "proto_internal.h"
@@ -150,6 +155,54 @@ void proto_sha256_final(struct proto_sha256 *s, unsigned char out[PROTO_SHA256_L
 	explicit_bzero(s, sizeof(*s));
 }
 
+#ifdef PROTO_HAVE_LIBCRYPTO
+/*
+ * SHA-256 of the concatenation of n pieces through OpenSSL, which uses the CPU's SHA
+ * instructions where it has them (several times faster than the portable code below on large
+ * messages). Returns false when OpenSSL fails (no memory): the caller then computes it itself.
+ */
+static bool proto_sha256_pieces(const struct proto_buf *pieces, size_t n,
+                                unsigned char out[PROTO_SHA256_LEN])
+{
+	EVP_MD_CTX *c = EVP_MD_CTX_new();
+	unsigned int len = 0;
+	bool ok = c && EVP_DigestInit_ex(c, EVP_sha256(), NULL) == 1;
+
+	for (size_t i = 0; ok && i < n; i++)
+		ok = EVP_DigestUpdate(c, pieces[i].data, pieces[i].len) == 1;
+	ok = ok && EVP_DigestFinal_ex(c, out, &len) == 1 && len == PROTO_SHA256_LEN;
+	EVP_MD_CTX_free(c);
+	return ok;
+}
+
+/* HMAC-SHA256 with OpenSSL's digest; false when it could not be done (see above). */
+static bool proto_hmac_sha256_fast(const unsigned char k[HMAC_BLOCK], const struct proto_buf *parts,
+                                   size_t n, unsigned char out[PROTO_SHA256_LEN])
+{
+	unsigned char ipad[HMAC_BLOCK], opad[HMAC_BLOCK], inner[PROTO_SHA256_LEN];
+	struct proto_buf pieces[9];
+	bool ok;
+
+	if (n > 8)
+		return false;
+	for (size_t i = 0; i < HMAC_BLOCK; i++) {
+		ipad[i] = k[i] ^ 0x36;
+		opad[i] = k[i] ^ 0x5c;
+	}
+	pieces[0] = (struct proto_buf){.data = ipad, .len = HMAC_BLOCK};
+	for (size_t i = 0; i < n; i++)
+		pieces[i + 1] = parts[i];
+	ok = proto_sha256_pieces(pieces, n + 1, inner);
+	pieces[0] = (struct proto_buf){.data = opad, .len = HMAC_BLOCK};
+	pieces[1] = (struct proto_buf){.data = inner, .len = PROTO_SHA256_LEN};
+	ok = ok && proto_sha256_pieces(pieces, 2, out);
+	explicit_bzero(ipad, sizeof(ipad));
+	explicit_bzero(opad, sizeof(opad));
+	explicit_bzero(inner, sizeof(inner));
+	return ok;
+}
+#endif
+
 void proto_hmac_sha256(const void *key, size_t keylen, const struct proto_buf *parts, size_t n,
                        unsigned char out[PROTO_SHA256_LEN])
 {
@@ -166,6 +219,12 @@ void proto_hmac_sha256(const void *key, size_t keylen, const struct proto_buf *p
 	} else if (keylen) {
 		memcpy(k, key, keylen);
 	}
+#ifdef PROTO_HAVE_LIBCRYPTO
+	if (proto_hmac_sha256_fast(k, parts, n, out)) {
+		explicit_bzero(k, sizeof(k));
+		return;
+	}
+#endif
 
 	for (size_t i = 0; i < HMAC_BLOCK; i++)
 		pad[i] = k[i] ^ 0x36;
