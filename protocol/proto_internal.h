@@ -7,6 +7,8 @@
 
 #include <stddef.h>
 
+#include <jansson.h>
+
 #include "proto_util.h"
 
 /* Allocates with jansson's current malloc; returns owned memory or NULL. */
@@ -30,3 +32,11 @@ int proto__buf_copy(struct proto_buf *dst, const void *data, size_t len);
 
 /* Writes 2*len lower-case hex digits of data to out (no NUL). */
 void proto__hex_encode(const unsigned char *data, size_t len, char *out);
+
+/*
+ * Parses len bytes as exactly one JSON object (duplicate keys refused, "\u0000" in strings
+ * kept, a raw NUL byte refused); name labels errors. *out gets a new reference, NULL on
+ * failure. Returns 0, -EBADMSG or -ENOMEM.
+ */
+int proto__parse_object(const void *data, size_t len, const char *name, json_t **out,
+                        struct proto_error *err);

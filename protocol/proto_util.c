@@ -85,3 +85,30 @@ void proto__hex_encode(const unsigned char *data, size_t len, char *out)
 		out[2 * i + 1] = digits[data[i] & 0x0f];
 	}
 }
+
+int proto__parse_object(const void *data, size_t len, const char *name, json_t **out,
+                        struct proto_error *err)
+{
+	json_error_t jerr;
+	json_t *j;
+
+	*out = NULL;
+	if (!len)
+		return proto_error_set(err, EBADMSG, "%s is empty", name);
+	/* jansson 2.14 skips a raw NUL byte after a number ({"a":1<NUL>} parses); JSON has none. */
+	if (memchr(data, 0, len))
+		return proto_error_set(err, EBADMSG, "%s contains a NUL byte", name);
+	/* Python clients send "\u0000" in output text; keep it instead of dropping the message. */
+	j = json_loadb(data, len, JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL, &jerr);
+	if (!j) {
+		if (json_error_code(&jerr) == json_error_out_of_memory)
+			return proto_error_set(err, ENOMEM, "%s: out of memory", name);
+		return proto_error_set(err, EBADMSG, "%s: %s", name, jerr.text);
+	}
+	if (!json_is_object(j)) {
+		json_decref(j);
+		return proto_error_set(err, EBADMSG, "%s is not an object", name);
+	}
+	*out = j;
+	return 0;
+}

@@ -76,35 +76,6 @@ int proto_wire_split(const struct proto_buf *frames, size_t n, const struct prot
 	return 0;
 }
 
-/* Parses one JSON frame that must hold an object; *out is a new reference on success. */
-static int parse_object(const struct proto_buf *f, const char *name, json_t **out,
-                        struct proto_error *err)
-{
-	json_error_t jerr;
-	json_t *j;
-
-	*out = NULL;
-	if (!f->len)
-		return proto_error_set(err, EBADMSG, "%s is empty", name);
-	/* A raw NUL byte is never valid JSON, but jansson 2.14 skips one after a number. */
-	if (memchr(f->data, 0, f->len))
-		return proto_error_set(err, EBADMSG, "%s holds a raw NUL byte", name);
-	/* Python clients send "\u0000" in output text; keep it instead of dropping the message. */
-	j = json_loadb((const char *)f->data, f->len, JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL,
-	               &jerr);
-	if (!j) {
-		if (json_error_code(&jerr) == json_error_out_of_memory)
-			return proto_error_set(err, ENOMEM, "%s: out of memory", name);
-		return proto_error_set(err, EBADMSG, "%s: %s", name, jerr.text);
-	}
-	if (!json_is_object(j)) {
-		json_decref(j);
-		return proto_error_set(err, EBADMSG, "%s is not an object", name);
-	}
-	*out = j;
-	return 0;
-}
-
 /* Whether the header has key as a string without an inner NUL (callers read it as C text). */
 static bool header_has_text(const json_t *header, const char *key)
 {
@@ -159,20 +130,20 @@ int proto_wire_decode(const struct proto_buf *frames, size_t n, const void *key,
 	m = proto_msg_new();
 	if (!m)
 		return proto_error_set(err, ENOMEM, "out of memory");
-	r = parse_object(&p.header, "header", &m->header, err);
+	r = proto__parse_object(p.header.data, p.header.len, "header", &m->header, err);
 	if (r < 0)
 		return r;
 	if (!header_has_text(m->header, "msg_id"))
 		return proto_error_set(err, EBADMSG, "header has no string msg_id");
 	if (!header_has_text(m->header, "msg_type"))
 		return proto_error_set(err, EBADMSG, "header has no string msg_type");
-	r = parse_object(&p.parent, "parent_header", &m->parent, err);
+	r = proto__parse_object(p.parent.data, p.parent.len, "parent_header", &m->parent, err);
 	if (r < 0)
 		return r;
-	r = parse_object(&p.metadata, "metadata", &m->metadata, err);
+	r = proto__parse_object(p.metadata.data, p.metadata.len, "metadata", &m->metadata, err);
 	if (r < 0)
 		return r;
-	r = parse_object(&p.content, "content", &m->content, err);
+	r = proto__parse_object(p.content.data, p.content.len, "content", &m->content, err);
 	if (r < 0)
 		return r;
 

@@ -15,7 +15,6 @@
 #include "proto_utf8.h"
 
 /* The checks proto_wire applies to the kernel's frames, so a part we accept the kernel accepts. */
-#define WS_JSON_FLAGS (JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL)
 
 /* v1: the start of the channel, then the end of the channel and of each of the four JSON parts. */
 #define WS_V1_MIN_OFFSETS 6
@@ -239,33 +238,6 @@ static int copy_buffers(const struct ws_frame *f, size_t first, size_t n, struct
 	return 0;
 }
 
-/* Parses data as one JSON object; *out gets the new reference (NULL on failure). */
-static int parse_object(const unsigned char *data, size_t len, const char *name, json_t **out,
-                        struct proto_error *err)
-{
-	json_error_t jerr;
-	json_t *j;
-
-	*out = NULL;
-	if (!len)
-		return proto_error_set(err, EBADMSG, "%s is empty", name);
-	/* jansson 2.14 skips a raw NUL byte after a number ({"a":1<NUL>} parses); JSON has none. */
-	if (memchr(data, 0, len))
-		return proto_error_set(err, EBADMSG, "%s contains a NUL byte", name);
-	j = json_loadb((const char *)data, len, WS_JSON_FLAGS, &jerr);
-	if (!j) {
-		if (json_error_code(&jerr) == json_error_out_of_memory)
-			return proto_error_set(err, ENOMEM, "%s: out of memory", name);
-		return proto_error_set(err, EBADMSG, "%s: %s", name, jerr.text);
-	}
-	if (!json_is_object(j)) {
-		json_decref(j);
-		return proto_error_set(err, EBADMSG, "%s is not an object", name);
-	}
-	*out = j;
-	return 0;
-}
-
 /* Copies header[key], a string without "\u0000" shorter than size, into dst. */
 static int copy_header_text(const json_t *header, const char *key, char *dst, size_t size,
                             struct proto_error *err)
@@ -334,7 +306,7 @@ static int decode_v1(const unsigned char *data, size_t len, const struct proto_l
 		_cleanup_(json_decrefp) json_t *j = NULL;
 		struct proto_buf p = frame_part(&f, 1 + i);
 
-		r = parse_object(p.data, p.len, part_names[i], &j, err);
+		r = proto__parse_object(p.data, p.len, part_names[i], &j, err);
 		if (r < 0)
 			return r;
 		if (i == 0) {
@@ -422,7 +394,7 @@ static int decode_legacy(const unsigned char *data, size_t len, bool binary,
 		text = frame_part(&f, 0);
 	}
 
-	r = parse_object(text.data, text.len, "message", &root, err);
+	r = proto__parse_object(text.data, text.len, "message", &root, err);
 	if (r < 0)
 		return r;
 
@@ -762,7 +734,7 @@ static int encode_legacy(const struct proto_ws_msg *msg, const char *channel, st
 	int r = 0;
 
 	for (size_t i = 0; i < 4 && r == 0; i++)
-		r = parse_object(src[i]->data, src[i]->len, part_names[i], &parts[i], err);
+		r = proto__parse_object(src[i]->data, src[i]->len, part_names[i], &parts[i], err);
 	if (r == 0 && !json_is_string(json_object_get(parts[0], "msg_id")))
 		r = proto_error_set(err, EBADMSG, "header has no string msg_id");
 	if (r == 0 && !json_is_string(json_object_get(parts[0], "msg_type")))
