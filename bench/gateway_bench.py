@@ -49,6 +49,9 @@ import threading
 import time
 import uuid
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from benchlib import fmt_ratio, git_rev, loadavg, meson_build_type  # noqa: E402
+
 try:
     import websocket  # Debian: python3-websocket (websocket-client)
 except ImportError as exc:  # wrong interpreter
@@ -114,9 +117,6 @@ def div(a, b):
         return None
     return a / b
 
-
-def fmt_ratio(r):
-    return "n/a" if r is None else f"{r:.1f}x"
 
 
 def fmt_num(v, digits):
@@ -220,38 +220,6 @@ def machine_info():
         "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
     }
 
-
-def loadavg():
-    try:
-        with open("/proc/loadavg") as f:
-            return f.read().split()[0]
-    except OSError:
-        return "?"
-
-
-def meson_build_type(builddir):
-    try:
-        with open(os.path.join(builddir, "meson-info", "intro-buildoptions.json")) as f:
-            opts = {o["name"]: o["value"] for o in json.load(f)}
-    except (OSError, ValueError, KeyError, TypeError):
-        return None
-    text = str(opts.get("buildtype", "?"))
-    if opts.get("b_sanitize") not in (None, "none", ""):
-        text += f", sanitize={opts['b_sanitize']}"
-    return text
-
-
-def git_rev(path):
-    try:
-        rev = subprocess.run(["git", "-C", path, "rev-parse", "--short", "HEAD"],
-                             capture_output=True, text=True, timeout=5).stdout.strip()
-        if not rev:
-            return None
-        dirty = subprocess.run(["git", "-C", path, "status", "--porcelain", "--untracked-files=no"],
-                               capture_output=True, text=True, timeout=5).stdout.strip()
-        return rev + ("+dirty" if dirty else "")
-    except (OSError, subprocess.SubprocessError):
-        return None
 
 
 def pkg_version(name):
