@@ -32,11 +32,12 @@ struct kern {
 	char session[PROTO_UUID_LEN + 1]; /* new for every process start */
 
 	void *zctx;
-	void *shell;   /* main thread */
-	void *stdin_s; /* main thread */
-	void *control; /* control thread */
-	void *hb;      /* heartbeat thread */
-	void *iopub;   /* any thread, under iopub_lock */
+	int listen_fd[PROTO_CHANNEL_COUNT]; /* bound before the sandbox, or -1: zmq binds itself */
+	void *shell;                        /* main thread */
+	void *stdin_s;                      /* main thread */
+	void *control;                      /* control thread */
+	void *hb;                           /* heartbeat thread */
+	void *iopub;                        /* any thread, under iopub_lock */
 	pthread_mutex_t iopub_lock;
 
 	pthread_t main_thread;
@@ -60,6 +61,9 @@ struct kern {
 	char *parent_json;         /* owned */
 	struct proto_msg *request; /* owned by the main thread; identities used for stdin */
 	bool allow_stdin;
+
+	/* Why the next interrupt comes (a limit the gateway enforces), under parent_lock. */
+	char interrupt_reason[160];
 };
 
 /* Writes one line to the kernel's original stderr, prefixed with "sandcell-kernel: ". */

@@ -4,6 +4,7 @@
  */
 #include <errno.h>
 #include <signal.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/eventfd.h>
 #include <time.h>
@@ -54,8 +55,16 @@ bool kern_handle_builtin(struct kern *k, void *sock, const struct proto_msg *msg
 		return true;
 	}
 	kern_publish_status(k, "busy", parent);
-	if (strcmp(type, "interrupt_request") == 0)
+	if (strcmp(type, "interrupt_request") == 0) {
+		/* The gateway names the limit that ended the cell; Python reports it. */
+		const char *reason = json_string_value(json_object_get(msg->content, "reason"));
+
+		pthread_mutex_lock(&k->parent_lock);
+		snprintf(k->interrupt_reason, sizeof(k->interrupt_reason), "%s",
+		         reason && atomic_load(&k->busy) ? reason : "");
+		pthread_mutex_unlock(&k->parent_lock);
 		pthread_kill(k->main_thread, SIGINT);
+	}
 	kern_send_reply(k, sock, msg, reply_type, content, strlen(content));
 	if (strcmp(type, "shutdown_request") == 0) {
 		atomic_store(&k->shutting_down, true);

@@ -6,6 +6,7 @@
 #define PY_SSIZE_T_CLEAN
 #include "kern_python.h"
 
+#include <dlfcn.h>
 #include <errno.h>
 #include <string.h>
 #include <unistd.h>
@@ -235,7 +236,24 @@ static PyObject *kern_py_input_request(PyObject *self, PyObject *args)
 	}
 }
 
+static PyObject *kern_py_interrupt_reason(PyObject *self, PyObject *noargs)
+{
+	char reason[sizeof(kern_py_k->interrupt_reason)];
+
+	(void)self;
+	(void)noargs;
+	pthread_mutex_lock(&kern_py_k->parent_lock);
+	memcpy(reason, kern_py_k->interrupt_reason, sizeof(reason));
+	kern_py_k->interrupt_reason[0] = '\0';
+	pthread_mutex_unlock(&kern_py_k->parent_lock);
+	if (!reason[0])
+		Py_RETURN_NONE;
+	return PyUnicode_DecodeUTF8(reason, (Py_ssize_t)strnlen(reason, sizeof(reason)), "replace");
+}
+
 static PyMethodDef kern_py_methods[] = {
+        {"interrupt_reason", kern_py_interrupt_reason, METH_NOARGS,
+         "interrupt_reason(): why the gateway interrupted the cell (a limit), once, or None."},
         {"publish", (PyCFunction)(void (*)(void))kern_py_publish, METH_VARARGS | METH_KEYWORDS,
          "publish(msg_type, content_json, metadata_json='{}', buffers=None): flush streams, then "
          "publish an iopub message parented to the current request."},
@@ -280,11 +298,10 @@ static void kern_py_log_exception(struct kern *k, const char *what)
 	Py_XDECREF(tb);
 }
 
-int kern_python_init(struct kern *k, bool shim_ipython)
+int kern_python_start(struct kern *k)
 {
 	PyConfig config;
 	PyStatus st;
-	PyObject *cfg, *r;
 	static wchar_t empty[] = L"";
 	wchar_t *argv[] = {empty, NULL};
 
@@ -314,8 +331,29 @@ int kern_python_init(struct kern *k, bool shim_ipython)
 		kern_py_log_exception(k, "cannot import sandcell_kernel");
 		return -EINVAL;
 	}
-	cfg = Py_BuildValue("{s:s, s:O}", "session", k->session, "shim_ipython",
-	                    shim_ipython ? Py_True : Py_False);
+	return 0;
+}
+
+int kern_python_setup(struct kern *k, bool shim_ipython, const char *policy_json)
+{
+	PyObject *cfg, *r, *policy = NULL;
+
+	kern_py_k = k;
+	if (policy_json) {
+		PyObject *json = PyImport_ImportModule("json");
+
+		policy = json ? PyObject_CallMethod(json, "loads", "s", policy_json) : NULL;
+		Py_XDECREF(json);
+		if (!policy) {
+			kern_py_log_exception(k, "bad sandbox policy");
+			return -EINVAL;
+		}
+	}
+	cfg = Py_BuildValue("{s:s, s:O, s:O}", "session", k->session, "shim_ipython",
+	                    shim_ipython ? Py_True : Py_False, "policy", policy ? policy : Py_None);
+	Py_XDECREF(policy);
+	if (cfg && !policy_json)
+		PyDict_DelItemString(cfg, "policy");
 	r = cfg ? PyObject_CallMethod(kern_py_helper, "setup", "O", cfg) : NULL;
 	Py_XDECREF(cfg);
 	if (!r) {
@@ -324,6 +362,46 @@ int kern_python_init(struct kern *k, bool shim_ipython)
 	}
 	Py_DECREF(r);
 	return 0;
+}
+
+int kern_python_preload(struct kern *k)
+{
+	PyObject *policy = PyImport_ImportModule("sandcell_policy");
+	PyObject *files = policy ? PyObject_CallMethod(policy, "preload_files", NULL) : NULL;
+	Py_ssize_t n;
+
+	Py_XDECREF(policy);
+	if (!files || !PyList_Check(files)) {
+		kern_py_log_exception(k, "cannot list the modules to preload");
+		Py_XDECREF(files);
+		return -EINVAL;
+	}
+	n = PyList_GET_SIZE(files);
+	for (Py_ssize_t i = 0; i < n; i++) {
+		const char *path = PyUnicode_AsUTF8(PyList_GET_ITEM(files, i));
+
+		/* Mapped now, the later import finds the library loaded and maps nothing new. */
+		if (path && !dlopen(path, RTLD_NOW | RTLD_LOCAL))
+			kern_log(k, "cannot preload %s: %s", path, dlerror());
+		PyErr_Clear();
+	}
+	Py_DECREF(files);
+	return 0;
+}
+
+void kern_python_before_fork(void)
+{
+	PyOS_BeforeFork();
+}
+
+void kern_python_after_fork_parent(void)
+{
+	PyOS_AfterFork_Parent();
+}
+
+void kern_python_after_fork_child(void)
+{
+	PyOS_AfterFork_Child();
 }
 
 /* An error reply for a failure of the helper itself (never of user code). */

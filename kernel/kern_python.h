@@ -10,11 +10,28 @@
 #include "kern.h"
 
 /*
- * Starts CPython with the `_sandcell` builtin module and the frozen helper modules, then runs
- * sandcell_kernel.setup(). Call on the main thread after the sockets and the output thread are
- * up. Returns 0 or -errno (details logged).
+ * Starts CPython with the `_sandcell` builtin module and the frozen helper modules and imports
+ * sandcell_kernel. The caller's thread holds the GIL afterwards. Returns 0 or -errno (logged).
  */
-int kern_python_init(struct kern *k, bool shim_ipython);
+int kern_python_start(struct kern *k);
+
+/*
+ * Runs sandcell_kernel.setup(): the kernel's hooks and, with policy_json (a JSON object, or
+ * NULL for none), the sandbox profile's import policy and limits. Call on the main thread once
+ * the sockets and the output thread are up. Returns 0 or -errno (details logged).
+ */
+int kern_python_setup(struct kern *k, bool shim_ipython, const char *policy_json);
+
+/*
+ * Loads the extension modules a profile without new executable mappings may import later
+ * (sandcell_policy.PRELOAD), without importing them. Returns 0 or -errno.
+ */
+int kern_python_preload(struct kern *k);
+
+/* Around a fork of a running interpreter (kern_sandbox_enter's hooks). */
+void kern_python_before_fork(void);
+void kern_python_after_fork_parent(void);
+void kern_python_after_fork_child(void);
 
 /*
  * Passes one request to sandcell_kernel.handle(). Returns the reply content as owned JSON text,

@@ -13,7 +13,7 @@ calls into this module:
 Everything the module sends goes through the builtin module ``_sandcell``
 provided by C (see docs/kernel-python.md for the contract).
 
-The module is split in three:
+The module is split in four:
 
 * ``sandcell_kernel``     (this file): request dispatch, execution, streams,
   input, history, comms, JSON encoding, import hooks.
@@ -21,6 +21,8 @@ The module is split in three:
   ``IPython.display`` shim, matplotlib figures.
 * ``sandcell_introspect`` completion, inspection and ``is_complete``; only
   imported the first time one of those requests arrives.
+* ``sandcell_policy``     the import policy and friendly limit messages of a
+  sandboxed kernel; only imported when the configuration has a policy.
 
 Start-up cost matters (every kernel start pays it), so only modules that
 the interpreter has already loaded are imported at module level; json,
@@ -64,6 +66,7 @@ class _State:
         self.debug = False            # keep our frames in tracebacks
         self.shim_ipython = False
         self.implementation_version = ""
+        self.policy = None            # sandcell_policy.Policy or None
         self.ns = {}                  # user namespace (__main__.__dict__)
         self.execution_count = 0
         # Per-request flags, valid while an execute_request runs.
@@ -568,6 +571,10 @@ def setup(config=None):
         config = {}
     _S.session = str(config.get("session") or "")
     _S.shim_ipython = bool(config.get("shim_ipython", False))
+    _S.policy = _policy_from_config(config.get("policy"))
+    if _S.policy is not None and _S.policy.allow is not None:
+        # The real IPython is far outside any allowlist; the shim is ours.
+        _S.shim_ipython = True
     _S.debug = bool(config.get("debug", False))
     _S.implementation_version = str(config.get("implementation_version") or "")
 
@@ -586,7 +593,39 @@ def setup(config=None):
     # matplotlib: draw into images that we display, never open windows.
     os.environ.setdefault("MPLBACKEND", "agg")
     _install_import_hooks()
+    _apply_policy(_S.policy)
     _S.ready = True
+
+
+# Address space the C side budgets per thread when the sandbox has limits.
+_THREAD_STACK_SIZE = 4 * 1024 * 1024
+
+
+def _policy_from_config(config):
+    """A sandcell_policy.Policy for config["policy"], or None.  A malformed
+    policy raises: a sandboxed kernel must not start without its policy."""
+    if config is None:
+        return None
+    import sandcell_policy
+    return sandcell_policy.from_config(config, provided=_SHIM_MODULES)
+
+
+def _apply_policy(policy):
+    """Install the import policy (first on sys.meta_path) and fit the
+    interpreter to the sandbox's limits."""
+    if policy is None:
+        module = sys.modules.get("sandcell_policy")
+        if module is not None:
+            module.uninstall()
+        return
+    policy.install()
+    if policy.limits:
+        import _thread
+        _thread.stack_size(_THREAD_STACK_SIZE)
+        # BLAS and OpenMP start one thread per CPU by default, each with
+        # its own stack: that overruns the thread and memory limits.
+        os.environ["OPENBLAS_NUM_THREADS"] = "1"
+        os.environ["OMP_NUM_THREADS"] = "1"
 
 
 # ---------------------------------------------------------------------------
@@ -628,7 +667,7 @@ def _displayhook(value):
 
 def _our_files():
     files = {_THIS_FILE}
-    for name in ("sandcell_display", "sandcell_introspect"):
+    for name in ("sandcell_display", "sandcell_introspect", "sandcell_policy"):
         mod = sys.modules.get(name)
         f = getattr(mod, "_THIS_FILE", None)
         if f:
@@ -662,11 +701,18 @@ def _strip_frames(te):
         todo.extend(getattr(cur, "exceptions", None) or ())
 
 
-def _format_exception(exc):
-    """Return (ename, evalue, traceback_lines) for an exception."""
+def _format_exception(exc, override=None):
+    """Return (ename, evalue, traceback_lines) for an exception.
+
+    override: (ename, evalue) to report instead of the exception's own
+    (the reason of an interrupt).  Without one, the policy may supply a
+    clearer message for an error a sandbox limit caused.  Either way the
+    traceback's final line says the same."""
     etype = type(exc)
     ename = getattr(etype, "__name__", "Exception")
     evalue = _safe_str(exc)
+    if override is None and _S.policy is not None:
+        override = _S.policy.explain(exc)
     try:
         import traceback
         te = traceback.TracebackException(etype, exc, exc.__traceback__,
@@ -674,8 +720,17 @@ def _format_exception(exc):
         if not _S.debug:
             _strip_frames(te)
         lines = [chunk.rstrip("\n") for chunk in te.format()]
+        own = [chunk.rstrip("\n") for chunk in te.format_exception_only()]
     except BaseException:
-        lines = ["%s: %s" % (ename, evalue)]
+        lines = own = ["%s: %s" % (ename, evalue)]
+    if override is not None:
+        ename, evalue = override
+        final = "%s: %s" % (ename, evalue)
+        # The exception's own lines end the traceback (its notes last).
+        if own and lines[len(lines) - len(own):] == own:
+            lines[len(lines) - len(own)] = final
+        else:
+            lines.append(final)
     if isinstance(exc, SystemExit):
         lines.append(_SYSTEM_EXIT_NOTE)
     elif isinstance(exc, SyntaxError):
@@ -693,9 +748,33 @@ def _magic_hint(exc):
     return None
 
 
-def _error_content(exc):
-    ename, evalue, lines = _format_exception(exc)
+def _error_content(exc, override=None):
+    ename, evalue, lines = _format_exception(exc, override)
     return {"ename": ename, "evalue": evalue, "traceback": lines}
+
+
+def _take_interrupt_reason():
+    """The reason the C side gave for the last interrupt ("wall-clock
+    timeout of 30 s"), or None; reading it clears it."""
+    reason = getattr(_sandcell, "interrupt_reason", None)
+    if reason is None:
+        return None
+    try:
+        text = reason()
+    except Exception:
+        return None
+    return text if isinstance(text, str) and text else None
+
+
+def _cell_error_content(exc):
+    """_error_content for the error that ended a cell: an interrupt that
+    came with a reason is reported as TimeoutError with that reason."""
+    override = None
+    if isinstance(exc, KeyboardInterrupt):
+        reason = _take_interrupt_reason()
+        if reason is not None:
+            override = ("TimeoutError", reason)
+    return _error_content(exc, override)
 
 
 # ---------------------------------------------------------------------------
@@ -852,6 +931,9 @@ def _run_cell(code, filename, show_result=True):
     flags = _S.future_flags | ast.PyCF_ALLOW_TOP_LEVEL_AWAIT
     tree = compile(code, filename, "exec", flags | ast.PyCF_ONLY_AST,
                    dont_inherit=True)
+    if _S.policy is not None:
+        # Refused imports fail the cell before any of it runs.
+        _S.policy.check_tree(tree)
     body = list(tree.body)
     last = None
     if (show_result and not _S.silent and body
@@ -958,6 +1040,7 @@ def _execute(req):
     _S.store_history = store
     _S.current_count = count
     _S.payload = []
+    _take_interrupt_reason()    # a reason left from an idle interrupt is stale
     error = None
     try:
         try:
@@ -984,7 +1067,7 @@ def _execute(req):
         # Keep the exception around for pdb.pm() in a later cell.
         sys.last_type, sys.last_value = type(error), error
         sys.last_traceback = error.__traceback__
-        content = _error_content(error)
+        content = _cell_error_content(error)
         error = None
         if not silent:
             publish("error", content)
@@ -1268,10 +1351,12 @@ def handle(msg_type, content):
             if not isinstance(msg_type, str) or msg_type.endswith(
                     ("comm_open", "comm_msg", "comm_close")):
                 return None
-            err = _error_content(exc)
-            err["status"] = "error"
             if msg_type == "execute_request":
+                err = _cell_error_content(exc)
                 err["execution_count"] = _S.execution_count
+            else:
+                err = _error_content(exc)
+            err["status"] = "error"
             return _dumps(err)
     except BaseException as exc:
         try:

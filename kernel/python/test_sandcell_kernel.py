@@ -387,6 +387,30 @@ class ExecuteTests(KernelTestCase):
         self.assertEqual(reply["ename"], "KeyboardInterrupt")
         self.assertEqual(len(self.contents("error")), 1)
 
+    def test_interrupt_with_a_reason_is_a_timeout(self):
+        # _sandcell.interrupt_reason() returns the reason once, then None.
+        reasons = ["left over from an idle interrupt"]
+        FAKE.interrupt_reason = lambda: reasons.pop(0) if reasons else None
+        self.addCleanup(delattr, FAKE, "interrupt_reason")
+        self.ns()["_reasons"] = reasons
+        reply = self.execute("raise KeyboardInterrupt")
+        self.assertEqual(reply["ename"], "KeyboardInterrupt")
+        reply = self.execute("def wait():\n"
+                             "    _reasons.append('wall-clock timeout of 30 s')\n"
+                             "    raise KeyboardInterrupt\n"
+                             "wait()")
+        self.assertEqual((reply["ename"], reply["evalue"]),
+                         ("TimeoutError", "wall-clock timeout of 30 s"))
+        self.assertEqual(reply["traceback"][-1],
+                         "TimeoutError: wall-clock timeout of 30 s")
+        self.assertIn("wait()", "\n".join(reply["traceback"]))
+        self.assertEqual(self.contents("error")[0]["ename"], "TimeoutError")
+        # Other errors ignore a pending reason; the next interrupt has none.
+        reasons.append("wall-clock timeout of 30 s")
+        self.assertEqual(self.execute("1/0")["ename"], "ZeroDivisionError")
+        self.assertEqual(self.execute("raise KeyboardInterrupt")["ename"],
+                         "KeyboardInterrupt")
+
     def test_help_writes_to_stdout(self):
         reply = self.execute("help(len)")
         self.assertEqual(reply["status"], "ok")

@@ -63,8 +63,11 @@ def _setup():
             )
     if exe:
         exe = os.path.abspath(exe)
+        # The protocol tests run in a real sandbox with the custom profile's empty import
+        # policy: they use os and ctypes, which the other profiles' policies refuse.
         r = subprocess.run(
-            [exe, "--install-kernelspec", _PREFIX],
+            [exe, "--install-kernelspec", _PREFIX, "--profile",
+             os.environ.get("SANDCELL_TEST_PROFILE", "custom")],
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=60,
         )
         if r.returncode != 0:
