@@ -22,6 +22,7 @@
 #include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
+#include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
@@ -37,6 +38,7 @@
 #define KERN_SB_THREAD_AS      ((uint64_t)4 << 20)  /* address space budgeted per user thread */
 #define KERN_SB_AS_SLACK       ((uint64_t)32 << 20) /* allocator and message buffers */
 #define KERN_SB_CG_SLACK       ((uint64_t)48 << 20) /* the kernel's own resident memory */
+#define KERN_SB_LOG_CAP        (256 << 10)          /* kernel log bytes the supervisor relays */
 
 #if defined(__SANITIZE_ADDRESS__)
 #define KERN_SB_ASAN 1
@@ -1056,13 +1058,6 @@ static int sb_child(struct kern_sandbox *sb, unsigned long flags, int alive, con
 
 /* ---- the supervisor ---- */
 
-static volatile sig_atomic_t sb_dummy;
-
-static void sb_noop(int sig)
-{
-	sb_dummy = sig;
-}
-
 /* Writes a one-entry uid/gid map for the kernel. */
 static int sb_write_maps(pid_t pid, uid_t outer_uid, gid_t outer_gid)
 {
@@ -1088,12 +1083,41 @@ static const char *sb_signame(int sig)
 }
 
 /* Waits for the kernel and leaves with a status that says how it ended. Never returns. */
-static void sb_supervise(struct kern_sandbox *sb, struct sb_cgroup *cg, pid_t child)
+/*
+ * Passes the kernel's log lines on to our stderr, at most KERN_SB_LOG_CAP bytes in all: the
+ * kernel runs hostile code, which could otherwise flood the gateway's log. Returns false at EOF.
+ */
+static bool sb_relay_log(struct kern_sandbox *sb, int fd, size_t *relayed)
+{
+	char buf[4096];
+	ssize_t n = read(fd, buf, sizeof(buf));
+
+	if (n < 0)
+		return errno == EINTR || errno == EAGAIN;
+	if (n == 0)
+		return false;
+	if (*relayed < KERN_SB_LOG_CAP) {
+		size_t room = KERN_SB_LOG_CAP - *relayed;
+		size_t len = (size_t)n < room ? (size_t)n : room;
+
+		if (write(sb->log_fd, buf, len) < 0) {
+			/* the gateway's log is gone; keep draining */
+		}
+		*relayed += (size_t)n;
+		if (*relayed >= KERN_SB_LOG_CAP)
+			sb_log(sb, "\nthe kernel logged more than %d KiB; the rest is dropped",
+			       KERN_SB_LOG_CAP >> 10);
+	}
+	return true;
+}
+
+static void sb_supervise(struct kern_sandbox *sb, struct sb_cgroup *cg, pid_t child, int log_rd)
 {
 	sigset_t set;
-	int status = 0;
+	int status = 0, sfd;
 	struct rusage ru;
 	char lim[32];
+	size_t relayed = 0;
 
 	sigemptyset(&set);
 	sigaddset(&set, SIGCHLD);
@@ -1102,20 +1126,34 @@ static void sb_supervise(struct kern_sandbox *sb, struct sb_cgroup *cg, pid_t ch
 	sigaddset(&set, SIGQUIT);
 	sigprocmask(SIG_BLOCK, &set, NULL);
 	signal(SIGINT, SIG_IGN); /* an interrupt is for the kernel, which shares our group */
-	signal(SIGCHLD, sb_noop);
+	sfd = signalfd(-1, &set, SFD_CLOEXEC);
 	for (;;) {
-		siginfo_t si;
+		struct pollfd p[2] = {{.fd = sfd, .events = POLLIN},
+		                      {.fd = log_rd, .events = POLLIN}};
 		pid_t w = wait4(child, &status, WNOHANG, &ru);
 
 		if (w == child)
 			break;
-		if (w < 0 && errno != EINTR)
+		if ((w < 0 && errno != EINTR) || sfd < 0)
 			break;
-		if (sigwaitinfo(&set, &si) < 0)
+		if (poll(p, log_rd >= 0 ? 2 : 1, -1) < 0)
 			continue;
-		if (si.si_signo != SIGCHLD)
-			kill(child, SIGKILL);
+		if (p[1].revents && !sb_relay_log(sb, log_rd, &relayed)) {
+			close(log_rd);
+			log_rd = -1;
+		}
+		if (p[0].revents & POLLIN) {
+			struct signalfd_siginfo si;
+
+			if (read(sfd, &si, sizeof(si)) == (ssize_t)sizeof(si) &&
+			    si.ssi_signo != SIGCHLD)
+				kill(child, SIGKILL);
+		}
 	}
+	/* What the kernel logged last (why it stopped) still goes out. */
+	while (log_rd >= 0 && fcntl(log_rd, F_SETFL, O_NONBLOCK) == 0 &&
+	       sb_relay_log(sb, log_rd, &relayed) && errno != EAGAIN)
+		;
 	/* The kernel dies with the middle process (its parent-death signal); make sure of it and
 	 * reap it, so that nothing of the sandbox outlives this process. */
 	sb_cgroup_kill(cg);
@@ -1286,7 +1324,7 @@ int kern_sandbox_enter(struct kern_sandbox *sb, const int *keep, size_t n_keep)
 	                     CLONE_NEWUTS | CLONE_NEWCGROUP | (sb->network ? 0 : CLONE_NEWNET);
 	unsigned long flags = 0;
 	struct sb_cgroup cg;
-	int up[2], down[2], r;
+	int up[2], down[2], lg[2] = {-1, -1}, r;
 	uint64_t pids_max = 0;
 	pid_t middle;
 	uid_t outer;
@@ -1302,10 +1340,14 @@ int kern_sandbox_enter(struct kern_sandbox *sb, const int *keep, size_t n_keep)
 		setgroups(0, NULL); /* nothing of root's groups may follow the kernel */
 	if (pipe2(up, O_CLOEXEC) < 0)
 		return -errno;
-	if (pipe2(down, O_CLOEXEC) < 0) {
+	if (pipe2(down, O_CLOEXEC) < 0 || pipe2(lg, O_CLOEXEC) < 0) {
 		r = -errno;
 		close(up[0]);
 		close(up[1]);
+		if (lg[0] < 0) {
+			close(down[0]);
+			close(down[1]);
+		}
 		return r;
 	}
 	outer = geteuid() == 0 ? (uid_t)(KERN_SB_OUTER_UID_BASE + getpid()) : geteuid();
@@ -1320,16 +1362,31 @@ int kern_sandbox_enter(struct kern_sandbox *sb, const int *keep, size_t n_keep)
 			sb->after_fork_child();
 		close(up[0]);
 		close(down[1]);
+		close(lg[0]);
+		/* Everything the sandbox says goes through the supervisor, never straight into
+		 * the gateway's log: the log descriptor and, until the kernel captures them, 1
+		 * and 2. Standard input is nothing. */
+		if (dup3(lg[1], sb->log_fd, O_CLOEXEC) < 0 || dup2(lg[1], STDOUT_FILENO) < 0 ||
+		    dup2(lg[1], STDERR_FILENO) < 0)
+			_exit(KERN_EXIT_SANDBOX);
+		close(lg[1]);
+		r = open("/dev/null", O_RDONLY);
+		if (r >= 0 && r != STDIN_FILENO) {
+			dup2(r, STDIN_FILENO);
+			close(r);
+		}
 		return sb_middle(sb, want, up[1], down[0], keep, n_keep);
 	}
 	if (sb->after_fork_parent)
 		sb->after_fork_parent();
 	close(up[1]);
 	close(down[0]);
+	close(lg[1]);
 	if (middle < 0) {
 		r = -errno;
 		close(up[0]);
 		close(down[1]);
+		close(lg[0]);
 		sb_cgroup_remove(&cg);
 		return r;
 	}
@@ -1351,7 +1408,7 @@ int kern_sandbox_enter(struct kern_sandbox *sb, const int *keep, size_t n_keep)
 	for (size_t i = 0; i < n_keep; i++)
 		if (keep[i] != sb->log_fd && keep[i] > 2)
 			close(keep[i]);
-	sb_supervise(sb, &cg, middle);
+	sb_supervise(sb, &cg, middle, lg[0]);
 	return 0; /* not reached */
 }
 

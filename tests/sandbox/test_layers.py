@@ -304,6 +304,29 @@ class TransportAndLimitTests(unittest.TestCase):
         finally:
             k.close()
 
+    def test_kernel_log_flood_is_capped(self):
+        # Hostile code writes into every pipe it holds; what reaches the gateway's log (the
+        # supervisor's stderr) stays under the cap.
+        k = Kernel("moderate")
+        try:
+            code = ("os = %s\n"
+                    "for fd in range(3, 64):\n"
+                    "    try:\n"
+                    "        if not os.readlink('/proc/self/fd/%%d' %% fd).startswith('pipe:'):\n"
+                    "            continue\n"
+                    "        os.set_blocking(fd, False)\n"
+                    "        for _ in range(64):\n"
+                    "            os.write(fd, b'A' * 65536)\n"
+                    "    except OSError:\n"
+                    "        pass\n" % OS)
+            k.run(code, timeout=60)
+            time.sleep(0.5)
+            log = k.stderr_text()
+            self.assertLess(len(log), 300 << 10)
+            self.assertIn("the rest is dropped", log)
+        finally:
+            k.close()
+
     def test_sigterm_to_the_supervisor_ends_the_kernel(self):
         k = Kernel("strict")
         try:
