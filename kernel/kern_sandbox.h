@@ -19,6 +19,8 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "kern_size.h"
+
 enum kern_profile {
 	KERN_PROFILE_NONE,
 	KERN_PROFILE_STRICT,
@@ -88,11 +90,6 @@ const char *kern_profile_name(enum kern_profile p);
 
 /* Sets sb to the profile's defaults (NONE: no limits). Returns 0 or -EINVAL for a bad name. */
 int kern_sandbox_defaults(struct kern_sandbox *sb, const char *profile);
-
-/* Parses "100MB", "1.5GiB", "65536" (K, M, G, T as powers of 1024). Returns 0 or -EINVAL. */
-int kern_size_parse(const char *s, uint64_t *out);
-/* Writes "100 MB", "1.5 GB", "512 KB" or "100 bytes" into buf. */
-void kern_size_format(uint64_t bytes, char *buf, size_t size);
 
 /* Whether the profile cannot run without this layer. */
 bool kern_sandbox_needs(const struct kern_sandbox *sb, enum kern_layer l);
