@@ -11,10 +11,12 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include <jansson.h>
 #include <libwebsockets.h>
 
 #include "gw_buffer.h"
 #include "gw_config.h"
+#include "gw_profile.h"
 #include "proto_conn.h"
 #include "proto_id.h"
 #include "proto_limits.h"
@@ -51,6 +53,25 @@ enum gw_wait_kind {
 
 struct gw_http; /* per-HTTP-request data (gw_server.c) */
 
+/*
+ * An execute_request sent to a kernel and not answered yet, or the last one answered (its late
+ * output still counts): what the per-execution limits need to know about it.
+ */
+struct gw_exec {
+	struct gw_exec *next;
+	char msg_id[128];
+	struct proto_buf parent; /* owned: the request's header, for the gateway's messages */
+	size_t output;           /* bytes of output counted against the profile's cap */
+	bool capped;             /* the cap was reached (and the clients told so) */
+	bool armed;              /* its wall-clock timer was started */
+};
+
+/* execute_requests a kernel may have waiting; more are refused with a notice. */
+#define GW_EXEC_MAX 256
+
+/* Bytes of the kernel's stderr kept as one line (longer lines are cut). */
+#define GW_ERR_LINE 256
+
 struct gw_kernel {
 	struct gw_server *srv;
 	struct gw_kernel *next;
@@ -65,6 +86,7 @@ struct gw_kernel {
 	struct lws *pid_wsi; /* the adopted pidfd; NULL when no process runs */
 	int restarts;        /* automatic restarts so far */
 	bool deleting, restarting_manual, ready;
+	bool restart_spawned; /* the process running is the one a requested restart started */
 	bool info_reply_seen, info_iopub_seen;
 	char info_msg_id[128];   /* our readiness kernel_info_request */
 	struct gw_channel ch[4]; /* indexed by enum proto_ws_channel */
@@ -75,6 +97,19 @@ struct gw_kernel {
 	lws_sorted_usec_list_t sul_ready; /* kernel_info retries, start timeout */
 	lws_sorted_usec_list_t sul_kill;  /* shutdown grace before SIGKILL */
 	int64_t start_deadline_us;
+	struct gw_profile profile;  /* owned: the limits this kernel runs under */
+	char **argv;                /* owned: its command line (gw_profile_command) */
+	struct lws *err_wsi;        /* the adopted read end of the kernel's stderr pipe */
+	char err_part[GW_ERR_LINE]; /* a stderr line being read */
+	size_t err_part_len;
+	char err_line[GW_ERR_LINE]; /* the kernel's last non-empty line on stderr */
+	struct gw_exec *execs;      /* owned: waiting for their execute_reply, oldest first */
+	size_t n_execs;
+	struct gw_exec *exec_done;            /* owned: the last one answered, or NULL */
+	lws_sorted_usec_list_t sul_wall;      /* the oldest request's wall-clock limit */
+	lws_sorted_usec_list_t sul_wall_kill; /* after its interrupt: kill if still running */
+	char wall_msg_id[128];                /* the request interrupted for its wall-clock limit */
+	bool wall_killed;                     /* the process was killed for it */
 };
 
 /* Per-connection data of a kernel WebSocket (lws allocates it). */
@@ -110,6 +145,8 @@ struct gw_server {
 	int exit_code;
 	lws_sorted_usec_list_t sul_cull;
 	struct gw_session *sessions;
+	json_t *sandbox;         /* owned: the kernel's --check-sandbox report, or NULL */
+	char sandbox_error[512]; /* why there is no report */
 };
 
 /* REST /api/sessions model. */

@@ -130,6 +130,20 @@ static void gw_channel_drain(struct gw_channel *ch)
 			gw_channel_recheck(&k->ch[i]);
 }
 
+void gw_channel_flush(struct gw_kernel *k)
+{
+	/* A drain takes from all four sockets; a few rounds empty them within the budget. */
+	for (int round = 0; round < 16 && k->ch[PROTO_WS_SHELL].sock; round++) {
+		bool any = false;
+
+		for (int i = 0; i < 4; i++)
+			any = any || gw_channel_readable(&k->ch[i]);
+		if (!any)
+			break;
+		gw_channel_drain(&k->ch[PROTO_WS_SHELL]);
+	}
+}
+
 int gw_channel_open(struct gw_kernel *k, enum proto_ws_channel which)
 {
 	static const enum proto_channel map[] = {

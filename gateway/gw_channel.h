@@ -24,5 +24,8 @@ void gw_channel_close(struct gw_channel *ch);
 /* Sends frames as one multipart message without blocking. Returns 0 or -errno (-EAGAIN). */
 int gw_channel_send(struct gw_channel *ch, const struct proto_buf *frames, size_t n);
 
+/* Dispatches what k's sockets hold now (the kernel exited: its last words first). */
+void gw_channel_flush(struct gw_kernel *k);
+
 /* lws callback for the raw-file wsi of a channel (RAW_RX_FILE, RAW_CLOSE_FILE). */
 int gw_channel_callback(struct lws *wsi, enum lws_callback_reasons reason);

@@ -34,15 +34,17 @@
 #define GW_CONFIG_NAME_MAX    64
 
 enum opt_kind {
-	OPT_STRING,  /* char *, checked and normalised by opt->check */
-	OPT_INT,     /* int in [min, max], or one of opt->names */
-	OPT_SECONDS, /* double in [0 or > 0, GW_CONFIG_SECONDS_MAX] */
-	OPT_BOOL,    /* bool */
-	OPT_SIZE,    /* size_t in [1, 1 TiB] */
-	OPT_ORIGINS, /* char **, NULL-terminated */
-	OPT_CONFIG,  /* --config: read first, then recorded in config_file */
-	OPT_HELP,    /* command line only */
-	OPT_VERSION, /* command line only */
+	OPT_STRING,   /* char *, checked and normalised by opt->check */
+	OPT_INT,      /* int in [min, max], or one of opt->names */
+	OPT_SECONDS,  /* double in [0 or > 0, GW_CONFIG_SECONDS_MAX] */
+	OPT_BOOL,     /* bool */
+	OPT_SIZE,     /* size_t in [1, 1 TiB] */
+	OPT_ORIGINS,  /* char **, NULL-terminated */
+	OPT_CONFIG,   /* --config: read first, then recorded in config_file */
+	OPT_PROFILES, /* "profiles": config file only, an object of profile objects */
+	OPT_ACTION,   /* bool set by a bare command-line flag (--check-sandbox, --json) */
+	OPT_HELP,     /* command line only */
+	OPT_VERSION,  /* command line only */
 };
 
 enum {
@@ -74,7 +76,8 @@ struct opt {
 	const char *help;         /* --help: what the option does, one paragraph */
 };
 
-static opt_check_fn check_ip, check_token, check_base_url, check_path, check_kernel_name;
+static opt_check_fn check_ip, check_token, check_base_url, check_path, check_kernel_name,
+        check_profile_name;
 
 static const char *const log_level_names[] = {"error", "warning", "info", "debug", NULL};
 
@@ -283,6 +286,52 @@ static const struct opt opts[] = {
                         "proxies and detect dead clients; 0 sends none.",
         },
         {
+                .name = "default-profile",
+                .kind = OPT_STRING,
+                .offset = OFF(default_profile),
+                .check = check_profile_name,
+                .def = "moderate",
+                .group = "Sandbox",
+                .metavar = "PROFILE",
+                .help = "Sandbox profile of the kernelspec \"sandcell\": strict, moderate, "
+                        "permissive, or custom when the config file defines one. The others "
+                        "are offered as sandcell-strict, sandcell-moderate, ...",
+        },
+        {
+                .name = "allow-weaker-sandbox",
+                .kind = OPT_BOOL,
+                .offset = OFF(allow_weaker_sandbox),
+                .def = "false",
+                .metavar = "BOOL",
+                .help = "Start kernels even under a profile whose sandbox layers this host "
+                        "lacks (see --check-sandbox): their isolation is weaker than the "
+                        "profile promises. Without it such a profile refuses to start "
+                        "kernels.",
+        },
+        {
+                .name = "profiles",
+                .kind = OPT_PROFILES,
+                .metavar = "{...}",
+                .help = "The limits of each profile, e.g. \"profiles\": "
+                        "{\"strict\": {\"memory\": \"64MB\", \"wall_time\": 10}}. Keys: "
+                        "memory, cpu_time, wall_time, processes, threads, open_files, "
+                        "file_size, disk, output, read_only, network, allow_import, "
+                        "block_import. A \"custom\" profile offers sandcell-custom.",
+        },
+        {
+                .name = "check-sandbox",
+                .kind = OPT_ACTION,
+                .offset = OFF(check_sandbox),
+                .help = "Report which sandbox layers this host gives kernels and what each "
+                        "profile gets, then exit: 0 when every profile can run, 1 otherwise.",
+        },
+        {
+                .name = "json",
+                .kind = OPT_ACTION,
+                .offset = OFF(check_json),
+                .help = "With --check-sandbox: print the report as JSON (as GET /api/sandbox).",
+        },
+        {
                 .name = "log-level",
                 .kind = OPT_INT,
                 .offset = OFF(log_level),
@@ -340,17 +389,24 @@ struct source {
 
 static bool opt_in_env(const struct opt *o)
 {
-	return o->kind != OPT_HELP && o->kind != OPT_VERSION;
+	return o->kind != OPT_HELP && o->kind != OPT_VERSION && o->kind != OPT_PROFILES &&
+	       o->kind != OPT_ACTION;
 }
 
 static bool opt_in_file(const struct opt *o)
 {
-	return opt_in_env(o) && o->kind != OPT_CONFIG;
+	return (opt_in_env(o) && o->kind != OPT_CONFIG) || o->kind == OPT_PROFILES;
+}
+
+static bool opt_on_command_line(const struct opt *o)
+{
+	return o->kind != OPT_PROFILES;
 }
 
 static bool opt_takes_value(const struct opt *o)
 {
-	return o->kind != OPT_BOOL && o->kind != OPT_HELP && o->kind != OPT_VERSION;
+	return o->kind != OPT_BOOL && o->kind != OPT_HELP && o->kind != OPT_VERSION &&
+	       o->kind != OPT_ACTION;
 }
 
 static void *opt_field(struct gw_config *c, const struct opt *o)
@@ -404,33 +460,6 @@ static bool ascii_iequal(const char *a, const char *b)
 	return *a == *b;
 }
 
-/* Levenshtein distance of two short names, for "did you mean"; SIZE_MAX if too long. */
-static size_t edit_distance(const char *a, const char *b)
-{
-	size_t la = strlen(a), lb = strlen(b), row[GW_CONFIG_NAME_MAX + 1];
-
-	if (la > GW_CONFIG_NAME_MAX || lb > GW_CONFIG_NAME_MAX)
-		return SIZE_MAX;
-	for (size_t j = 0; j <= lb; j++)
-		row[j] = j;
-	for (size_t i = 1; i <= la; i++) {
-		size_t diag = row[0];
-
-		row[0] = i;
-		for (size_t j = 1; j <= lb; j++) {
-			size_t up = row[j], best = diag + (a[i - 1] != b[j - 1]);
-
-			if (up + 1 < best)
-				best = up + 1;
-			if (row[j - 1] + 1 < best)
-				best = row[j - 1] + 1;
-			row[j] = best;
-			diag = up;
-		}
-	}
-	return row[lb];
-}
-
 /*
  * The option a mistyped name was probably meant to be, or NULL. name is in option form
  * (lower case, '-'); the caller spells the answer the way its source does.
@@ -445,7 +474,7 @@ static const struct opt *opt_suggest(const char *name, bool (*usable)(const stru
 
 		if (!usable(&opts[i]))
 			continue;
-		d = edit_distance(name, opts[i].name);
+		d = gw__edit_distance(name, opts[i].name);
 		if (d < best_d) {
 			best = &opts[i];
 			best_d = d;
@@ -583,6 +612,9 @@ static void describe_expected(const struct opt *o, char *buf, size_t size)
 		break;
 	case OPT_ORIGINS:
 		snprintf(buf, size, "an array of origins (strings)");
+		break;
+	case OPT_PROFILES:
+		snprintf(buf, size, "an object of profiles");
 		break;
 	default:
 		snprintf(buf, size, "a string");
@@ -784,6 +816,16 @@ static int check_kernel_name(const char *in, char **out, const char **why)
 		ok = is_alpha(in[i]) || is_digit(in[i]) || strchr("._-", in[i]);
 	if (!ok) {
 		*why = "expected a kernel name of 1 to 64 letters, digits, '.', '_' or '-'";
+		return -EINVAL;
+	}
+	return dup_plain(in, false, out, why);
+}
+
+/* The profile the kernelspec "sandcell" runs; custom is checked against the file at the end. */
+static int check_profile_name(const char *in, char **out, const char **why)
+{
+	if (gw_profile_kind_from_name(in) < 0) {
+		*why = "expected a profile: strict, moderate, permissive or custom";
 		return -EINVAL;
 	}
 	return dup_plain(in, false, out, why);
@@ -1027,6 +1069,11 @@ static int apply_text(struct gw_config *c, const struct opt *o, const char *text
 		if (r == 0)
 			r = origins_install(c, src, list);
 		break;
+	case OPT_ACTION:
+		*(bool *)f = true;
+		r = 0;
+		break;
+	case OPT_PROFILES:
 	case OPT_HELP:
 	case OPT_VERSION:
 		assert(!"not a setting");
@@ -1041,12 +1088,65 @@ static int apply_text(struct gw_config *c, const struct opt *o, const char *text
 	return 0;
 }
 
+/*
+ * "profiles": {"strict": {...}, "moderate": {...}, "permissive": {...}, "custom": {...}}, each
+ * applied over the built-in defaults; errors name the key as profiles.NAME.KEY.
+ */
+static int apply_profiles(struct gw_config *c, const json_t *v, const struct source *src,
+                          struct proto_error *err)
+{
+	char where[64];
+	const char *name;
+	json_t *p;
+
+	shorten(src->path, 48, true, where, sizeof(where));
+	if (!json_is_object(v))
+		return proto_error_set(err, EINVAL,
+		                       "config file %s: key \"profiles\": expected an object of "
+		                       "profiles {\"strict\": {...}, ...}",
+		                       where);
+	json_object_foreach((json_t *)(uintptr_t)v, name, p) {
+		struct proto_error perr = {{0}};
+		char prefix[48], shown[40];
+		int kind = gw_profile_kind_from_name(name), r;
+
+		if (kind < 0) {
+			const char *guess = NULL;
+
+			for (int i = 0; i < GW_PROFILE_COUNT; i++)
+				if (gw__edit_distance(name, gw_profile_name(i)) <= 2)
+					guess = gw_profile_name(i);
+			shorten(name, 32, false, shown, sizeof(shown));
+			if (guess)
+				return proto_error_set(err, EINVAL,
+				                       "config file %s: key \"profiles\": unknown "
+				                       "profile \"%s\" (did you mean \"%s\"?)",
+				                       where, shown, guess);
+			return proto_error_set(err, EINVAL,
+			                       "config file %s: key \"profiles\": unknown profile "
+			                       "\"%s\" (strict, moderate, permissive or custom)",
+			                       where, shown);
+		}
+		snprintf(prefix, sizeof(prefix), "profiles.%s", name);
+		r = gw_profile_apply_json(&c->profiles[kind], p, prefix, &perr);
+		if (r == -ENOMEM)
+			return out_of_memory(err);
+		if (r < 0)
+			return proto_error_set(err, EINVAL, "config file %s: %s", where, perr.text);
+		if (kind == GW_PROFILE_CUSTOM)
+			c->custom_profile = true;
+	}
+	return 0;
+}
+
 /* Applies one JSON value of the config file: its natural type, or a string as on the CLI. */
 static int apply_json(struct gw_config *c, const struct opt *o, const json_t *v, struct source *src,
                       struct proto_error *err)
 {
 	void *f = opt_field(c, o);
 
+	if (o->kind == OPT_PROFILES)
+		return apply_profiles(c, v, src, err);
 	if (json_is_string(v))
 		return apply_text(c, o, json_string_value(v), src, err);
 	switch (o->kind) {
@@ -1128,6 +1228,8 @@ int gw_config_defaults(struct gw_config *c)
 	struct source src = {.kind = SOURCE_DEFAULT};
 
 	memset(c, 0, sizeof(*c));
+	for (int i = 0; i < GW_PROFILE_COUNT; i++)
+		gw_profile_defaults(&c->profiles[i], (enum gw_profile_kind)i);
 	for (size_t i = 0; i < N_OPTS; i++) {
 		int r;
 
@@ -1153,7 +1255,58 @@ void gw_config_free(struct gw_config *c)
 			free(*(char **)opt_field(c, &opts[i]));
 	}
 	origins_free(c->allow_origins);
+	for (int i = 0; i < GW_PROFILE_COUNT; i++)
+		gw_profile_clear(&c->profiles[i]);
 	memset(c, 0, sizeof(*c));
+}
+
+enum gw_profile_kind gw_config_default_profile(const struct gw_config *c)
+{
+	int kind = c->default_profile ? gw_profile_kind_from_name(c->default_profile) : -1;
+
+	return kind < 0 ? GW_PROFILE_MODERATE : (enum gw_profile_kind)kind;
+}
+
+/* "sandcell-strict" -> strict; -ENOENT for anything else. */
+static int kernel_name_profile(const struct gw_config *c, const char *name)
+{
+	static const char prefix[] = "sandcell-";
+	int kind;
+
+	if (strncmp(name, prefix, sizeof(prefix) - 1) != 0)
+		return -ENOENT;
+	kind = gw_profile_kind_from_name(name + sizeof(prefix) - 1);
+	if (kind < 0 || (kind == GW_PROFILE_CUSTOM && !c->custom_profile))
+		return -ENOENT;
+	return kind;
+}
+
+int gw_config_kernel_profile(const struct gw_config *c, const char *name)
+{
+	int kind = kernel_name_profile(c, name);
+
+	if (kind >= 0)
+		return kind;
+	if (!strcmp(name, "sandcell") || (c->default_kernel && !strcmp(name, c->default_kernel)))
+		return (int)gw_config_default_profile(c);
+	return -ENOENT;
+}
+
+size_t gw_config_kernel_names(const struct gw_config *c, const char **names)
+{
+	static const char *const builtin[] = {"sandcell-strict", "sandcell-moderate",
+	                                      "sandcell-permissive", "sandcell-custom"};
+	size_t n = 0;
+
+	names[n++] = "sandcell";
+	/* A default kernel name of the operator's own is one more name for the default. */
+	if (c->default_kernel && strcmp(c->default_kernel, "sandcell") != 0 &&
+	    kernel_name_profile(c, c->default_kernel) < 0)
+		names[n++] = c->default_kernel;
+	for (int i = 0; i < GW_PROFILE_COUNT; i++)
+		if (i != GW_PROFILE_CUSTOM || c->custom_profile)
+			names[n++] = builtin[i];
+	return n;
 }
 
 /* --- command line --- */
@@ -1231,7 +1384,13 @@ static int arg_next(int argc, char **argv, int *i, struct arg *a, struct proto_e
 		                       shorten(name, 40, false, shown, sizeof(shown)));
 	}
 	a->value = eq ? eq + 1 : NULL;
-	if (a->value && (a->opt->kind == OPT_HELP || a->opt->kind == OPT_VERSION))
+	if (!opt_on_command_line(a->opt))
+		return proto_error_set(err, EINVAL,
+		                       "command line: --%s: \"%s\" can only be set in the "
+		                       "config file",
+		                       a->opt->name, a->opt->name);
+	if (a->value &&
+	    (a->opt->kind == OPT_HELP || a->opt->kind == OPT_VERSION || a->opt->kind == OPT_ACTION))
 		return proto_error_set(err, EINVAL, "command line: --%s takes no value",
 		                       a->opt->name);
 	if (!a->value && opt_takes_value(a->opt)) {
@@ -1294,6 +1453,10 @@ static void print_help(FILE *out)
 		}
 		if (o->kind == OPT_BOOL)
 			fprintf(out, "  --%s[=%s]\n", o->name, o->metavar);
+		else if (o->kind == OPT_PROFILES)
+			fprintf(out, "  \"%s\": %s   (config file only)\n", o->name, o->metavar);
+		else if (o->kind == OPT_ACTION)
+			fprintf(out, "  --%s\n", o->name);
 		else if (o->metavar)
 			fprintf(out, "  --%s %s%s\n", o->name, o->metavar,
 			        o->kind == OPT_ORIGINS ? "   (repeatable)" : "");
@@ -1548,6 +1711,26 @@ static int apply_env(struct gw_config *c, char **envp, bool config, const char *
 
 /* --- load --- */
 
+/* What no single option can check: settings that must agree with each other. */
+static int check_together(struct gw_config *c, enum gw_config_action *action,
+                          struct proto_error *err)
+{
+	if (c->check_json && !c->check_sandbox)
+		return proto_error_set(err, EINVAL,
+		                       "command line: --json only goes with --check-sandbox");
+	if (!c->custom_profile && gw_config_default_profile(c) == GW_PROFILE_CUSTOM)
+		return proto_error_set(err, EINVAL,
+		                       "default profile \"custom\": the config file defines no "
+		                       "\"profiles\": {\"custom\": {...}}");
+	if (!c->custom_profile && !strcmp(c->default_kernel, "sandcell-custom"))
+		return proto_error_set(err, EINVAL,
+		                       "default kernel \"sandcell-custom\": the config file "
+		                       "defines no \"profiles\": {\"custom\": {...}}");
+	if (c->check_sandbox)
+		*action = GW_CONFIG_CHECK_SANDBOX;
+	return 0;
+}
+
 int gw_config_load(struct gw_config *c, int argc, char **argv, char **envp, FILE *out,
                    enum gw_config_action *action, struct proto_error *err)
 {
@@ -1616,5 +1799,7 @@ int gw_config_load(struct gw_config *c, int argc, char **argv, char **envp, FILE
 		if (r < 0)
 			return r;
 	}
-	return r;
+	if (r < 0)
+		return r;
+	return check_together(c, action, err);
 }

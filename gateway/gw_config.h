@@ -9,6 +9,7 @@
 #include <stddef.h>
 #include <stdio.h>
 
+#include "gw_profile.h"
 #include "proto_util.h"
 
 struct gw_config {
@@ -40,13 +41,23 @@ struct gw_config {
 	double ping_interval; /* --ping-interval seconds between WebSocket pings: 30 */
 	int log_level;        /* --log-level: 0 errors, 1 warnings, 2 info (default), 3 debug */
 	char *config_file;    /* --config FILE / SANDCELL_CONFIG: the file that was read, or NULL */
+	char *default_profile;     /* --default-profile: the profile of kernelspec "sandcell":
+	                            * "moderate" */
+	bool allow_weaker_sandbox; /* --allow-weaker-sandbox: run profiles whose sandbox layers
+	                            * this host lacks: false */
+	struct gw_profile profiles[GW_PROFILE_COUNT]; /* "profiles" (file only): built-in
+	                                               * defaults, overridden key by key */
+	bool custom_profile; /* "profiles": {"custom": ...} given: kernelspec sandcell-custom */
+	bool check_sandbox;  /* --check-sandbox (command line only) */
+	bool check_json;     /* --json with --check-sandbox */
 };
 
 /* What gw_config_load asks the caller to do next. */
 enum gw_config_action {
-	GW_CONFIG_RUN,     /* start the gateway */
-	GW_CONFIG_HELP,    /* --help was printed to the given stream: exit 0 */
-	GW_CONFIG_VERSION, /* --version was printed: exit 0 */
+	GW_CONFIG_RUN,           /* start the gateway */
+	GW_CONFIG_HELP,          /* --help was printed to the given stream: exit 0 */
+	GW_CONFIG_VERSION,       /* --version was printed: exit 0 */
+	GW_CONFIG_CHECK_SANDBOX, /* --check-sandbox: report the sandbox (check_json: as JSON) */
 };
 
 /* Fills c with the defaults above (strings owned). Returns 0 or -ENOMEM. */
@@ -63,6 +74,23 @@ int gw_config_defaults(struct gw_config *c);
  */
 int gw_config_load(struct gw_config *c, int argc, char **argv, char **envp, FILE *out,
                    enum gw_config_action *action, struct proto_error *err);
+
+/*
+ * The profile a kernelspec name runs: "sandcell" and default_kernel (when it is none of the
+ * others) the default profile, "sandcell-strict", "sandcell-moderate", "sandcell-permissive",
+ * and "sandcell-custom" when a custom profile is configured. -ENOENT for any other name.
+ */
+int gw_config_kernel_profile(const struct gw_config *c, const char *name);
+
+/*
+ * The kernelspec names offered, in order (at most GW_CONFIG_KERNEL_NAMES, borrowed from c or
+ * static). Returns how many.
+ */
+#define GW_CONFIG_KERNEL_NAMES 6
+size_t gw_config_kernel_names(const struct gw_config *c, const char **names);
+
+/* The default profile (default_profile resolved). */
+enum gw_profile_kind gw_config_default_profile(const struct gw_config *c);
 
 /* Frees every string and zeroes c. Safe on a zeroed struct. */
 void gw_config_free(struct gw_config *c);

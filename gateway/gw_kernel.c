@@ -1,12 +1,15 @@
 /*
  * Kernel lifecycle and message routing (see gw_kernel.h). Everything runs on the lws loop.
  * Messages from a kernel are untrusted: they are checked (framing, signature, JSON) before
- * anything is read from them, and a kernel can only reach its own clients.
+ * anything is read from them, and a kernel can only reach its own clients. The per-execution
+ * limits of the kernel's profile (wall clock, output) are enforced here, and a kernel that dies
+ * answers for its pending execute_requests through the gateway.
  */
 #include "gw_kernel.h"
 
 #include <errno.h>
 #include <fcntl.h>
+#include <math.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,6 +23,7 @@
 #include <zmq.h>
 
 #include "gw_channel.h"
+#include "gw_sandbox.h"
 #include "gw_server.h"
 #include "gw_ws.h"
 #include "proto_sign.h"
@@ -32,6 +36,13 @@
 #define GW_NUDGE_US (10 * LWS_US_PER_MS)
 /* A kernel asked to shut down is killed after this long. */
 #define GW_SHUTDOWN_GRACE_US (3 * LWS_US_PER_SEC)
+/* A kernel still running a request this long after its wall-clock interrupt is killed. */
+#define GW_WALL_GRACE_US (3 * LWS_US_PER_SEC)
+/* What the kernel's supervisor exit status says (see docs/gateway.md). */
+#define GW_EXIT_MEMORY  101
+#define GW_EXIT_CPU     102
+#define GW_EXIT_SANDBOX 103
+#define GW_EXIT_SECCOMP 104
 
 static const char *const gw_state_names[] = {
         [GW_KERNEL_STARTING] = "starting",     [GW_KERNEL_IDLE] = "idle", [GW_KERNEL_BUSY] = "busy",
@@ -178,6 +189,353 @@ void gw_kernel_detach(struct gw_kernel *k, struct gw_conn *c)
 	c->next = NULL;
 }
 
+/* ---- gateway-made messages for clients ---- */
+
+/*
+ * Delivers a message the gateway made as the kernel would: iopub to every client, a reply to
+ * the client that asked reply_to; either to the replay buffer when no client is connected.
+ */
+static void gw_kernel_deliver(struct gw_kernel *k, const struct proto_ws_msg *m,
+                              const char *reply_to)
+{
+	struct gw_conn *to;
+
+	if (!k->conns) {
+		gw_kernel_hold(k, m, false);
+		return;
+	}
+	if (m->channel == PROTO_WS_IOPUB) {
+		for (struct gw_conn *c = k->conns; c; c = c->next)
+			gw_ws_send(c, m, false);
+		return;
+	}
+	to = gw_routes_find(&k->routes, reply_to);
+	if (to)
+		gw_ws_send(to, m, false);
+}
+
+/* Makes a message (content borrowed) and delivers it; out of memory is logged. */
+static void gw_kernel_say(struct gw_kernel *k, enum proto_ws_channel channel, const char *msg_type,
+                          json_t *content, const struct gw_exec *e)
+{
+	struct proto_ws_msg m;
+
+	if (!content || gw_kernel_make_msg(msg_type, content, &e->parent, &m) < 0) {
+		gw_log(k->srv, GW_WARN, "kernel %s: out of memory, a %s was not sent", k->id,
+		       msg_type);
+		return;
+	}
+	m.channel = channel;
+	gw_kernel_deliver(k, &m, e->msg_id);
+	proto_ws_msg_clear(&m);
+}
+
+/* ---- per-execution limits ---- */
+
+/* Why a kernel ended, as its pending requests are told. */
+struct gw_death {
+	const char *kind;  /* sandcell_limit: memory, cpu_time, wall_time, seccomp, crash */
+	const char *ename; /* MemoryError, TimeoutError, KernelDied */
+	char evalue[200];
+};
+
+static void gw_exec_free(struct gw_exec *e)
+{
+	if (e) {
+		free(e->parent.data);
+		free(e);
+	}
+}
+
+/* Forgets every request (a restart or a delete: nobody waits for their answers). */
+static void gw_exec_clear(struct gw_kernel *k)
+{
+	while (k->execs) {
+		struct gw_exec *e = k->execs;
+
+		k->execs = e->next;
+		gw_exec_free(e);
+	}
+	k->n_execs = 0;
+	gw_exec_free(k->exec_done);
+	k->exec_done = NULL;
+	lws_sul_cancel(&k->sul_wall);
+	lws_sul_cancel(&k->sul_wall_kill);
+	k->wall_msg_id[0] = '\0';
+}
+
+/*
+ * A record of the request m: its msg_id and a small parent header (the header's identifying
+ * fields only, each bounded, so that a huge client header is not kept). NULL when out of memory.
+ */
+static struct gw_exec *gw_exec_new(const struct proto_ws_msg *m)
+{
+	static const char *const keep[] = {"msg_id",   "msg_type", "session",
+	                                   "username", "date",     "version"};
+	json_t *h = json_loadb((const char *)m->header.data, m->header.len, 0, NULL);
+	json_t *small = json_object();
+	struct gw_exec *e = calloc(1, sizeof(*e));
+	char *text = NULL;
+
+	for (size_t i = 0; h && small && i < sizeof(keep) / sizeof(keep[0]); i++) {
+		json_t *v = json_object_get(h, keep[i]);
+
+		if (json_is_string(v) && json_string_length(v) <= 256)
+			json_object_set(small, keep[i], v);
+	}
+	if (small)
+		text = json_dumps(small, JSON_COMPACT | JSON_PRESERVE_ORDER);
+	json_decref(h);
+	json_decref(small);
+	if (!e || !text) {
+		free(text);
+		free(e);
+		return NULL;
+	}
+	snprintf(e->msg_id, sizeof(e->msg_id), "%s", m->msg_id);
+	e->parent.data = (unsigned char *)text;
+	e->parent.len = strlen(text);
+	return e;
+}
+
+static void gw_exec_wall_cb(lws_sorted_usec_list_t *sul);
+
+/* Starts the wall-clock limit of the oldest request once the kernel can run it. */
+static void gw_exec_arm(struct gw_kernel *k)
+{
+	struct gw_exec *e = k->execs;
+
+	if (!e || e->armed || !k->ready || !k->pid_wsi)
+		return;
+	e->armed = true;
+	lws_sul_schedule(k->srv->cx, 0, &k->sul_wall, gw_exec_wall_cb,
+	                 (lws_usec_t)(k->profile.wall_time * LWS_US_PER_SEC));
+}
+
+/* The kernel answered request msg_id: it is done, the next one starts its clock. */
+static void gw_exec_answered(struct gw_kernel *k, const char *msg_id)
+{
+	for (struct gw_exec **pp = &k->execs; *pp; pp = &(*pp)->next) {
+		struct gw_exec *e = *pp;
+
+		if (strcmp(e->msg_id, msg_id) != 0)
+			continue;
+		if (e == k->execs) {
+			lws_sul_cancel(&k->sul_wall);
+			lws_sul_cancel(&k->sul_wall_kill);
+		}
+		*pp = e->next;
+		k->n_execs--;
+		e->next = NULL;
+		gw_exec_free(k->exec_done);
+		k->exec_done = e;
+		gw_exec_arm(k);
+		return;
+	}
+}
+
+/*
+ * The request output parented to parent_id counts against: a waiting one or the last answered
+ * one by id, else (output of a thread, or a kernel that names no known parent) the oldest
+ * waiting one or the last answered one.
+ */
+static struct gw_exec *gw_exec_for_output(struct gw_kernel *k, const char *parent_id)
+{
+	for (struct gw_exec *e = k->execs; e; e = e->next)
+		if (!strcmp(e->msg_id, parent_id))
+			return e;
+	if (k->exec_done && !strcmp(k->exec_done->msg_id, parent_id))
+		return k->exec_done;
+	return k->execs ? k->execs : k->exec_done;
+}
+
+/* What to do with an output message (gw_exec_count). */
+enum gw_output_verdict {
+	GW_OUTPUT_PASS,    /* within the cap */
+	GW_OUTPUT_LAST,    /* cut to what fits: send it, then the notice */
+	GW_OUTPUT_CAPPED,  /* the first past the cap: the notice instead of it */
+	GW_OUTPUT_DROPPED, /* past the cap, already said */
+};
+
+/* The length of the longest prefix of s[0..len) within max bytes that ends on a character. */
+static size_t gw_utf8_cut(const char *s, size_t max)
+{
+	while (max > 0 && ((unsigned char)s[max] & 0xc0) == 0x80)
+		max--;
+	return max;
+}
+
+/*
+ * Counts an output message against its request's cap: the bytes of its content as the kernel
+ * sent it (JSON text: a little more than a stream's text) and of its buffers. Only the message
+ * that crosses the cap is parsed: a stream is cut to fit, its new content (owned) in *cut. *out
+ * is the request it counted against (may be NULL).
+ */
+static enum gw_output_verdict gw_exec_count(struct gw_kernel *k, const struct proto_ws_msg *m,
+                                            const char *parent_id, struct proto_buf *cut,
+                                            struct gw_exec **out)
+{
+	struct gw_exec *e = gw_exec_for_output(k, parent_id);
+	size_t size = m->content.len, room;
+	json_t *content, *text, *part;
+	char *dumped = NULL;
+
+	*out = e;
+	if (!e)
+		return GW_OUTPUT_PASS;
+	if (e->capped)
+		return GW_OUTPUT_DROPPED;
+	for (size_t i = 0; i < m->n_buffers; i++)
+		size += m->buffers[i].len;
+	room = k->profile.output - e->output;
+	if (size <= room) {
+		e->output += size;
+		return GW_OUTPUT_PASS;
+	}
+	e->capped = true;
+	if (strcmp(m->msg_type, "stream") != 0 || room == 0)
+		return GW_OUTPUT_CAPPED;
+	content = json_loadb((const char *)m->content.data, m->content.len, 0, NULL);
+	text = json_object_get(content, "text");
+	if (json_is_string(text) && json_string_length(text) > room) {
+		part = json_stringn(json_string_value(text),
+		                    gw_utf8_cut(json_string_value(text), room));
+		if (part && json_object_set_new(content, "text", part) == 0)
+			dumped = json_dumps(content, JSON_COMPACT | JSON_PRESERVE_ORDER);
+	}
+	json_decref(content);
+	if (!dumped)
+		return GW_OUTPUT_CAPPED;
+	cut->data = (unsigned char *)dumped;
+	cut->len = strlen(dumped);
+	e->output = k->profile.output;
+	return GW_OUTPUT_LAST;
+}
+
+/* Tells the clients, once, that the output of request e reached the cap. */
+static void gw_exec_capped(struct gw_kernel *k, const struct gw_exec *e)
+{
+	char text[128], limit[32];
+	json_t *content;
+
+	gw_profile_format_size(k->profile.output, limit, sizeof(limit));
+	snprintf(text, sizeof(text), "output limit of %s reached, rest discarded\n", limit);
+	gw_log(k->srv, GW_INFO, "kernel %s: request %.40s: output limit of %s reached", k->id,
+	       e->msg_id, limit);
+	content = json_pack("{s:s, s:s}", "name", "stderr", "text", text);
+	gw_kernel_say(k, PROTO_WS_IOPUB, "stream", content, e);
+	json_decref(content);
+}
+
+static int gw_kernel_send_own(struct gw_kernel *k, enum proto_ws_channel which,
+                              const char *msg_type, json_t *content, char *id_out, size_t id_len);
+
+static void gw_exec_wall_kill_cb(lws_sorted_usec_list_t *sul)
+{
+	struct gw_kernel *k = lws_container_of(sul, struct gw_kernel, sul_wall_kill);
+
+	if (!k->execs || strcmp(k->execs->msg_id, k->wall_msg_id) != 0 || !k->pid_wsi)
+		return;
+	gw_log(k->srv, GW_WARN,
+	       "kernel %s: request %.40s still running 3 s after its wall-clock interrupt: "
+	       "killing the kernel",
+	       k->id, k->wall_msg_id);
+	k->wall_killed = true;
+	killpg(k->pid, SIGKILL);
+}
+
+/* The oldest request ran out of wall-clock time: interrupt it, with the reason. */
+static void gw_exec_wall_cb(lws_sorted_usec_list_t *sul)
+{
+	struct gw_kernel *k = lws_container_of(sul, struct gw_kernel, sul_wall);
+	char reason[96], secs[32];
+	json_t *content;
+
+	if (!k->execs || !k->pid_wsi)
+		return;
+	gw_profile_format_seconds(k->profile.wall_time, secs, sizeof(secs));
+	snprintf(reason, sizeof(reason), "wall-clock timeout of %s", secs);
+	snprintf(k->wall_msg_id, sizeof(k->wall_msg_id), "%s", k->execs->msg_id);
+	gw_log(k->srv, GW_INFO, "kernel %s: request %.40s: %s, interrupting it", k->id,
+	       k->wall_msg_id, reason);
+	content = json_pack("{s:s}", "reason", reason);
+	if (!content ||
+	    gw_kernel_send_own(k, PROTO_WS_CONTROL, "interrupt_request", content, NULL, 0) < 0)
+		gw_log(k->srv, GW_WARN, "kernel %s: could not send the interrupt", k->id);
+	json_decref(content);
+	lws_sul_schedule(k->srv->cx, 0, &k->sul_wall_kill, gw_exec_wall_kill_cb, GW_WALL_GRACE_US);
+}
+
+/* Reads what ended the process: the supervisor's exit status, a signal, or our own kill. */
+static void gw_kernel_death(const struct gw_kernel *k, int status, int si_code, struct gw_death *d)
+{
+	char size[32], secs[32];
+
+	d->kind = "crash";
+	d->ename = "KernelDied";
+	if (k->wall_killed) {
+		gw_profile_format_seconds(k->profile.wall_time, secs, sizeof(secs));
+		d->kind = "wall_time";
+		d->ename = "TimeoutError";
+		snprintf(d->evalue, sizeof(d->evalue), "wall-clock timeout of %s", secs);
+	} else if (si_code == CLD_EXITED && status == GW_EXIT_MEMORY) {
+		gw_profile_format_size(k->profile.memory, size, sizeof(size));
+		d->kind = "memory";
+		d->ename = "MemoryError";
+		snprintf(d->evalue, sizeof(d->evalue), "memory limit of %s exceeded", size);
+	} else if (si_code == CLD_EXITED && status == GW_EXIT_CPU) {
+		d->kind = "cpu_time";
+		d->ename = "TimeoutError";
+		snprintf(d->evalue, sizeof(d->evalue), "CPU time limit of %u s exceeded",
+		         k->profile.cpu_time);
+	} else if (si_code == CLD_EXITED && status == GW_EXIT_SECCOMP) {
+		d->kind = "seccomp";
+		snprintf(d->evalue, sizeof(d->evalue),
+		         "the kernel made a system call its sandbox forbids, and was killed");
+	} else if (si_code == CLD_EXITED && status == GW_EXIT_SANDBOX) {
+		snprintf(d->evalue, sizeof(d->evalue), "the kernel could not set up its sandbox");
+	} else if (si_code == CLD_EXITED) {
+		snprintf(d->evalue, sizeof(d->evalue), "the kernel died (exit status %d)", status);
+	} else {
+		const char *abbrev = sigabbrev_np(status);
+
+		snprintf(d->evalue, sizeof(d->evalue), "the kernel died (signal %d, SIG%s)", status,
+		         abbrev ? abbrev : "?");
+	}
+}
+
+/*
+ * The kernel died with requests pending: each gets, from the gateway, an iopub error, an
+ * execute_reply with status error and "sandcell_limit", and the idle that ends it.
+ */
+static void gw_exec_fail_all(struct gw_kernel *k, const struct gw_death *d)
+{
+	while (k->execs) {
+		struct gw_exec *e = k->execs;
+		json_t *error, *reply, *idle;
+
+		error = json_pack("{s:s, s:s, s:[s], s:s}", "ename", d->ename, "evalue", d->evalue,
+		                  "traceback", d->evalue, "sandcell_limit", d->kind);
+		reply = json_pack("{s:s, s:n, s:s, s:s, s:[s], s:s}", "status", "error",
+		                  "execution_count", "ename", d->ename, "evalue", d->evalue,
+		                  "traceback", d->evalue, "sandcell_limit", d->kind);
+		idle = json_pack("{s:s}", "execution_state", "idle");
+		gw_kernel_say(k, PROTO_WS_IOPUB, "error", error, e);
+		gw_kernel_say(k, PROTO_WS_SHELL, "execute_reply", reply, e);
+		gw_kernel_say(k, PROTO_WS_IOPUB, "status", idle, e);
+		json_decref(error);
+		json_decref(reply);
+		json_decref(idle);
+		k->execs = e->next;
+		gw_exec_free(e);
+	}
+	k->n_execs = 0;
+	gw_exec_free(k->exec_done);
+	k->exec_done = NULL;
+	lws_sul_cancel(&k->sul_wall);
+	lws_sul_cancel(&k->sul_wall_kill);
+}
+
 /* ---- sending to the kernel ---- */
 
 static int gw_kernel_send_parts(struct gw_kernel *k, enum proto_ws_channel which,
@@ -218,15 +576,35 @@ static int gw_kernel_send_own(struct gw_kernel *k, enum proto_ws_channel which,
 
 int gw_kernel_send(struct gw_kernel *k, struct gw_conn *from, const struct proto_ws_msg *m)
 {
+	struct gw_exec *e = NULL;
 	int r;
 
 	if (m->channel == PROTO_WS_IOPUB)
 		return -EPROTO;
 	if (k->state == GW_KERNEL_DEAD)
 		return -EPIPE;
+	/* An execute_request gets its limits: tracked from before it leaves. */
+	if (m->channel == PROTO_WS_SHELL && !strcmp(m->msg_type, "execute_request")) {
+		if (k->n_execs >= GW_EXEC_MAX)
+			return -ENOBUFS;
+		e = gw_exec_new(m);
+		if (!e)
+			return -ENOMEM;
+	}
 	r = gw_kernel_send_parts(k, m->channel, m);
-	if (r < 0)
+	if (r < 0) {
+		gw_exec_free(e);
 		return r;
+	}
+	if (e) {
+		struct gw_exec **tail = &k->execs;
+
+		while (*tail)
+			tail = &(*tail)->next;
+		*tail = e;
+		k->n_execs++;
+		gw_exec_arm(k);
+	}
 	gw_kernel_touch(k);
 	if (m->channel != PROTO_WS_STDIN) /* an input_reply gets no reply */
 		gw_routes_add(&k->routes, m->msg_id, from);
@@ -241,10 +619,12 @@ static void gw_kernel_became_ready(struct gw_kernel *k)
 
 	k->ready = true;
 	k->restarting_manual = false;
+	k->restart_spawned = false;
 	if (k->state == GW_KERNEL_STARTING || k->state == GW_KERNEL_RESTARTING)
 		k->state = GW_KERNEL_IDLE;
 	lws_sul_cancel(&k->sul_ready);
 	gw_log(k->srv, GW_INFO, "kernel %s (%s) ready, pid %d", k->id, k->name, (int)k->pid);
+	gw_exec_arm(k);
 	gw_server_kernel_event(k->srv, k, restart ? GW_WAIT_RESTART : GW_WAIT_START, true, NULL);
 	if (!restart)
 		gw_server_kernel_event(k->srv, k, GW_WAIT_RESTART, true, NULL);
@@ -258,13 +638,22 @@ static bool gw_msg_is_droppable(const char *msg_type)
 	       !strcmp(msg_type, "clear_output");
 }
 
+/* Output counted against a request's output cap. */
+static bool gw_msg_is_counted(const char *msg_type)
+{
+	return !strcmp(msg_type, "stream") || !strcmp(msg_type, "display_data") ||
+	       !strcmp(msg_type, "update_display_data") || !strcmp(msg_type, "execute_result");
+}
+
 void gw_kernel_on_message(struct gw_kernel *k, enum proto_ws_channel which,
                           const struct proto_frames *frames)
 {
 	struct proto_wire_parts parts;
 	struct proto_error err = {{0}};
 	struct proto_ws_msg m = {0};
-	struct proto_buf four[4];
+	struct proto_buf four[4], cut = {0};
+	enum gw_output_verdict verdict = GW_OUTPUT_PASS;
+	struct gw_exec *e = NULL;
 	json_t *header = NULL, *parent = NULL, *content = NULL;
 	const char *msg_type = NULL, *parent_id;
 	int r;
@@ -312,7 +701,8 @@ void gw_kernel_on_message(struct gw_kernel *k, enum proto_ws_channel which,
 
 	if (which == PROTO_WS_IOPUB) {
 		gw_kernel_touch(k);
-		if (!strcmp(msg_type, "status")) {
+		/* The busy/idle of our own requests (an interrupt) says nothing of user code. */
+		if (!strcmp(msg_type, "status") && !own) {
 			content = json_loadb((const char *)parts.content.data, parts.content.len, 0,
 			                     NULL);
 			const char *st =
@@ -329,11 +719,21 @@ void gw_kernel_on_message(struct gw_kernel *k, enum proto_ws_channel which,
 				gw_kernel_became_ready(k);
 			goto out;
 		}
+		if (gw_msg_is_counted(msg_type))
+			verdict = gw_exec_count(k, &m, parent_id, &cut, &e);
+		if (verdict == GW_OUTPUT_CAPPED)
+			gw_exec_capped(k, e);
+		if (verdict == GW_OUTPUT_CAPPED || verdict == GW_OUTPUT_DROPPED)
+			goto out;
+		if (cut.data)
+			m.content = cut;
 		/* Before it is ready a kernel has nothing a client missed (its "starting"). */
 		if (!k->conns && k->ready)
 			gw_kernel_hold(k, &m, gw_msg_is_droppable(msg_type));
 		for (struct gw_conn *c = k->conns; c; c = c->next)
 			gw_ws_send(c, &m, gw_msg_is_droppable(msg_type));
+		if (verdict == GW_OUTPUT_LAST)
+			gw_exec_capped(k, e);
 		goto out;
 	}
 	if (own) {
@@ -344,6 +744,8 @@ void gw_kernel_on_message(struct gw_kernel *k, enum proto_ws_channel which,
 			gw_kernel_became_ready(k);
 		goto out;
 	}
+	if (which == PROTO_WS_SHELL && !strcmp(msg_type, "execute_reply"))
+		gw_exec_answered(k, parent_id);
 	{
 		struct gw_conn *to = gw_routes_find(&k->routes, parent_id);
 
@@ -356,25 +758,123 @@ void gw_kernel_on_message(struct gw_kernel *k, enum proto_ws_channel which,
 			       msg_type);
 	}
 out:
+	free(cut.data);
 	json_decref(header);
 	json_decref(parent);
 	json_decref(content);
+}
+
+/* ---- the kernel's stderr ---- */
+
+/* A whole line the kernel wrote on stderr: logged, and kept as its last word. */
+static void gw_kernel_err_line(struct gw_kernel *k)
+{
+	char *line = k->err_part;
+
+	line[k->err_part_len] = '\0';
+	k->err_part_len = 0;
+	for (char *p = line; *p; p++)
+		if ((unsigned char)*p < 0x20 || *p == 0x7f)
+			*p = *p == '\t' ? ' ' : '?';
+	if (!line[strspn(line, " ")])
+		return;
+	gw_log(k->srv, GW_WARN, "kernel %s: %s", k->id, line);
+	snprintf(k->err_line, sizeof(k->err_line), "%s", line);
+}
+
+static void gw_kernel_err_feed(struct gw_kernel *k, const char *buf, size_t len)
+{
+	for (size_t i = 0; i < len; i++) {
+		if (buf[i] == '\n') {
+			gw_kernel_err_line(k);
+			continue;
+		}
+		k->err_part[k->err_part_len++] = buf[i];
+		/* A line longer than the buffer is logged in pieces. */
+		if (k->err_part_len == sizeof(k->err_part) - 1)
+			gw_kernel_err_line(k);
+	}
+}
+
+/* Reads what the pipe holds now; returns false at its end (or on an error). */
+static bool gw_kernel_err_read(struct gw_kernel *k, int fd)
+{
+	char buf[4096];
+
+	for (int rounds = 0; rounds < 16; rounds++) {
+		ssize_t n = read(fd, buf, sizeof(buf));
+
+		if (n > 0) {
+			gw_kernel_err_feed(k, buf, (size_t)n);
+			continue;
+		}
+		if (n < 0 && errno == EINTR)
+			continue;
+		return n < 0 && errno == EAGAIN;
+	}
+	return true;
+}
+
+/* The process is gone: takes the rest of what it wrote, so its last line is known. */
+static void gw_kernel_err_drain(struct gw_kernel *k)
+{
+	if (k->err_wsi)
+		gw_kernel_err_read(k, lws_get_socket_fd(k->err_wsi));
+	if (k->err_part_len)
+		gw_kernel_err_line(k);
+}
+
+static void gw_kernel_err_close(struct gw_kernel *k)
+{
+	if (k->err_wsi) {
+		lws_set_opaque_user_data(k->err_wsi, NULL);
+		lws_set_timeout(k->err_wsi, PENDING_TIMEOUT_KILLED_BY_PARENT, LWS_TO_KILL_ASYNC);
+		k->err_wsi = NULL;
+	}
+	k->err_part_len = 0;
+}
+
+int gw_kernel_err_callback(struct lws *wsi, enum lws_callback_reasons reason)
+{
+	struct gw_kernel *k = lws_get_opaque_user_data(wsi);
+
+	if (reason == LWS_CALLBACK_RAW_CLOSE_FILE) {
+		if (k && k->err_wsi == wsi)
+			k->err_wsi = NULL;
+		return 0;
+	}
+	if (reason != LWS_CALLBACK_RAW_RX_FILE)
+		return 0;
+	if (!k)
+		return -1;
+	if (gw_kernel_err_read(k, lws_get_socket_fd(wsi)))
+		return 0;
+	lws_set_opaque_user_data(wsi, NULL);
+	k->err_wsi = NULL;
+	return -1; /* the end of the pipe: close it */
 }
 
 /* ---- process ---- */
 
 static void gw_kernel_nudge_cb(lws_sorted_usec_list_t *sul);
 
-/* Starts (or restarts) the kernel process with the kernel's connection file. */
+/* Starts (or restarts) the kernel process with the kernel's connection file and profile. */
 static int gw_kernel_spawn(struct gw_kernel *k)
 {
 	struct gw_server *srv = k->srv;
-	int pidfd;
+	int pidfd, errp[2];
 	pid_t pid;
 
-	pid = fork();
-	if (pid < 0)
+	if (pipe2(errp, O_CLOEXEC) < 0)
 		return -errno;
+	pid = fork();
+	if (pid < 0) {
+		int e = -errno;
+
+		close(errp[0]);
+		close(errp[1]);
+		return e;
+	}
 	if (pid == 0) {
 		sigset_t none;
 
@@ -385,10 +885,18 @@ static int gw_kernel_spawn(struct gw_kernel *k)
 		signal(SIGINT, SIG_DFL);
 		signal(SIGTERM, SIG_DFL);
 		setsid();
+		/* stderr goes to the gateway, which logs it and keeps the last line. */
+		dup2(errp[1], STDERR_FILENO);
 		syscall(SYS_close_range, 3U, ~0U, 0U);
-		execl(srv->kernel_binary, srv->kernel_binary, "-f", k->conn_path, (char *)NULL);
+		execv(k->argv[0], k->argv);
 		_exit(127);
 	}
+	close(errp[1]);
+	gw_kernel_err_close(k);
+	fcntl(errp[0], F_SETFL, O_NONBLOCK);
+	k->err_wsi = gw_server_adopt(srv, errp[0], GW_ERR_PROTOCOL, k);
+	if (!k->err_wsi)
+		gw_log(srv, GW_WARN, "kernel %s: its stderr cannot be read", k->id);
 	pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
 	if (pidfd < 0) {
 		int e = -errno;
@@ -406,11 +914,14 @@ static int gw_kernel_spawn(struct gw_kernel *k)
 	}
 	k->pid = pid;
 	k->ready = false;
+	k->wall_killed = false;
+	k->err_line[0] = '\0';
 	k->info_reply_seen = k->info_iopub_seen = false;
 	k->info_msg_id[0] = '\0';
 	k->start_deadline_us = gw_now_us() + (int64_t)(srv->cfg->kernel_start_timeout * 1e6);
 	lws_sul_schedule(srv->cx, 0, &k->sul_ready, gw_kernel_nudge_cb, 1);
-	gw_log(srv, GW_DBG, "kernel %s: started pid %d", k->id, (int)pid);
+	gw_log(srv, GW_DBG, "kernel %s: started pid %d (profile %s)", k->id, (int)pid,
+	       gw_profile_name(k->profile.kind));
 	return 0;
 }
 
@@ -479,32 +990,62 @@ static void gw_kernel_free(struct gw_kernel *k)
 		gw_channel_close(&k->ch[i]);
 	lws_sul_cancel(&k->sul_ready);
 	lws_sul_cancel(&k->sul_kill);
+	gw_exec_clear(k);
 	if (k->pid_wsi) {
 		lws_set_opaque_user_data(k->pid_wsi, NULL);
 		lws_set_timeout(k->pid_wsi, PENDING_TIMEOUT_KILLED_BY_PARENT, LWS_TO_KILL_ASYNC);
 	}
+	gw_kernel_err_close(k);
 	if (k->conn_path[0])
 		unlink(k->conn_path);
 	gw_replay_clear(&k->replay);
 	proto_conn_clear(&k->conn);
+	gw_profile_clear(&k->profile);
+	gw_profile_argv_free(k->argv);
 	free(k);
 }
 
-/* The process is gone (reaped): shut down, restart or give up. */
+/* Gives up on the kernel: dead, its clients and waiting requests told why. */
+static void gw_kernel_give_up(struct gw_kernel *k, const char *why)
+{
+	k->state = GW_KERNEL_DEAD;
+	gw_kernel_broadcast_status(k, "dead");
+	gw_server_kernel_event(k->srv, k, GW_WAIT_START, false, why);
+	gw_server_kernel_event(k->srv, k, GW_WAIT_RESTART, false, why);
+}
+
+/* Limits a running kernel hit for a request: a restart for those is not a crash loop. */
+static bool gw_death_is_limit(const struct gw_death *d)
+{
+	return strcmp(d->kind, "crash") != 0;
+}
+
+/* The process is gone (reaped): report, then shut down, restart or give up. */
 static void gw_kernel_exited(struct gw_kernel *k, int status_code, int si_code)
 {
 	struct gw_server *srv = k->srv;
+	struct gw_death d;
+	char why[512];
+	bool was_ready = k->ready, had_requests, counts;
 
 	lws_sul_cancel(&k->sul_kill);
 	lws_sul_cancel(&k->sul_ready);
+	/* What the kernel said last, on its sockets and on stderr, comes before its death. */
+	if (k->ready)
+		gw_channel_flush(k);
+	gw_kernel_err_drain(k);
 	k->pid = 0;
+	k->ready = false;
 	if (k->deleting || srv->stopping) {
 		gw_log(srv, GW_INFO, "kernel %s shut down", k->id);
 		gw_server_kernel_event(srv, k, GW_WAIT_DELETE, true, NULL);
 		gw_kernel_free(k);
 		return;
 	}
-	if (k->restarting_manual) {
+	/* The old process ended for a requested restart: start the new one (once). */
+	if (k->restarting_manual && !k->restart_spawned) {
+		gw_exec_clear(k);
+		k->restart_spawned = true;
 		if (gw_kernel_spawn(k) < 0) {
 			k->state = GW_KERNEL_DEAD;
 			gw_server_kernel_event(srv, k, GW_WAIT_RESTART, false,
@@ -512,18 +1053,35 @@ static void gw_kernel_exited(struct gw_kernel *k, int status_code, int si_code)
 		}
 		return;
 	}
-	gw_log(srv, GW_WARN, "kernel %s (pid exit %s %d) died unexpectedly", k->id,
-	       si_code == CLD_EXITED ? "status" : "signal", status_code);
-	if (k->restarts < srv->cfg->restart_limit) {
-		k->restarts++;
-		k->state = GW_KERNEL_RESTARTING;
-		gw_kernel_broadcast_status(k, "restarting");
-		if (gw_kernel_spawn(k) == 0)
-			return;
+	gw_kernel_death(k, status_code, si_code, &d);
+	had_requests = k->execs != NULL;
+	gw_log(srv, GW_WARN, "kernel %s died: %s (%s %d)%s%s", k->id, d.evalue,
+	       si_code == CLD_EXITED ? "exit status" : "signal", status_code,
+	       k->err_line[0] ? "; its last words: " : "", k->err_line);
+	gw_exec_fail_all(k, &d);
+	if (si_code == CLD_EXITED && status_code == GW_EXIT_SANDBOX) {
+		/* It cannot run here at all: restarting would only fail again. */
+		snprintf(why, sizeof(why), "the kernel could not set up its sandbox: %s",
+		         k->err_line[0] ? k->err_line : "(it said nothing on stderr)");
+		gw_log(srv, GW_ERR, "kernel %s: %s; not restarting it", k->id, why);
+		gw_kernel_give_up(k, why);
+		return;
 	}
-	k->state = GW_KERNEL_DEAD;
-	gw_kernel_broadcast_status(k, "dead");
-	gw_server_kernel_event(srv, k, GW_WAIT_START, false, "the kernel died while starting");
+	/* A limit a running kernel hit for a request is not a crash: it does not count. */
+	counts = !(was_ready && had_requests && gw_death_is_limit(&d));
+	if (srv->cfg->restart_limit == 0 || (counts && k->restarts >= srv->cfg->restart_limit)) {
+		snprintf(why, sizeof(why), "the kernel died%s: %s%s%s",
+		         was_ready ? "" : " while starting", d.evalue, k->err_line[0] ? ": " : "",
+		         k->err_line);
+		gw_kernel_give_up(k, why);
+		return;
+	}
+	if (counts)
+		k->restarts++;
+	k->state = GW_KERNEL_RESTARTING;
+	gw_kernel_broadcast_status(k, "restarting");
+	if (gw_kernel_spawn(k) < 0)
+		gw_kernel_give_up(k, "the kernel could not be restarted");
 }
 
 int gw_kernel_pid_callback(struct lws *wsi, enum lws_callback_reasons reason)
@@ -547,25 +1105,35 @@ int gw_kernel_pid_callback(struct lws *wsi, enum lws_callback_reasons reason)
 	return -1; /* close the pidfd */
 }
 
-int gw_kernel_start(struct gw_server *srv, const char *name, struct gw_kernel **out)
+int gw_kernel_start(struct gw_server *srv, const char *name, const json_t *narrow,
+                    struct gw_kernel **out, struct proto_error *err)
 {
 	struct gw_kernel *k;
 	unsigned char raw[16];
-	char key[33], *text;
-	int fd, r;
+	char key[33], *text, missing[256];
+	int fd, r, kind;
 
 	*out = NULL;
-	if (strcmp(name, srv->cfg->default_kernel) != 0)
-		return -ENOENT;
+	kind = gw_config_kernel_profile(srv->cfg, name);
+	if (kind < 0)
+		return proto_error_set(err, ENOENT, "No such kernel spec: %.64s", name);
+	if (!srv->cfg->allow_weaker_sandbox &&
+	    !gw_sandbox_profile_ok(srv->sandbox, (enum gw_profile_kind)kind, missing,
+	                           sizeof(missing)))
+		return proto_error_set(err, EPERM,
+		                       "profile %s cannot run here without --allow-weaker-sandbox: "
+		                       "this host lacks %s",
+		                       gw_profile_name((enum gw_profile_kind)kind), missing);
 	if (srv->n_kernels >= (size_t)srv->cfg->max_kernels)
-		return -EBUSY;
+		return proto_error_set(err, EBUSY, "the limit of %d kernels is reached",
+		                       srv->cfg->max_kernels);
 	k = calloc(1, sizeof(*k));
 	if (!k)
-		return -ENOMEM;
+		return proto_error_set(err, ENOMEM, "out of memory");
 	k->srv = srv;
 	if (proto_id_uuid(k->id) < 0 || getrandom(raw, sizeof(raw), 0) != sizeof(raw)) {
 		free(k);
-		return -EIO;
+		return proto_error_set(err, EIO, "no randomness for the kernel's id and key");
 	}
 	snprintf(k->name, sizeof(k->name), "%s", name);
 	for (size_t i = 0; i < sizeof(raw); i++)
@@ -577,7 +1145,8 @@ int gw_kernel_start(struct gw_server *srv, const char *name, struct gw_kernel **
 	if (snprintf(k->conn.ip, sizeof(k->conn.ip), "%.200s/%.8s", srv->runtime_dir, k->id) >=
 	    (int)sizeof(k->conn.ip)) {
 		free(k);
-		return -ENAMETOOLONG;
+		return proto_error_set(err, ENAMETOOLONG,
+		                       "the runtime directory's name is too long");
 	}
 	for (int i = 0; i < PROTO_CHANNEL_COUNT; i++)
 		k->conn.ports[i] = i + 1;
@@ -585,6 +1154,13 @@ int gw_kernel_start(struct gw_server *srv, const char *name, struct gw_kernel **
 	k->conn.key_len = strlen(key);
 	snprintf(k->conn_path, sizeof(k->conn_path), "%.3000s/kernel-%s.json", srv->runtime_dir,
 	         k->id);
+	r = gw_profile_command(&srv->cfg->profiles[kind], narrow, srv->kernel_binary, k->conn_path,
+	                       srv->cfg->allow_weaker_sandbox, &k->profile, &k->argv, err);
+	if (r < 0) {
+		proto_conn_clear(&k->conn);
+		free(k);
+		return r;
+	}
 	/* Count it now: the limit includes kernels that are still starting. */
 	k->next = srv->kernels;
 	srv->kernels = k;
@@ -602,7 +1178,8 @@ int gw_kernel_start(struct gw_server *srv, const char *name, struct gw_kernel **
 	if (r < 0) {
 		gw_log(srv, GW_ERR, "cannot start a kernel: %s", strerror(-r));
 		gw_kernel_free(k);
-		return r;
+		return proto_error_set(err, -r, "the kernel could not be started: %s",
+		                       strerror(-r));
 	}
 	*out = k;
 	return 0;
@@ -619,6 +1196,8 @@ void gw_kernel_restart(struct gw_kernel *k)
 	json_t *content = json_pack("{s:b}", "restart", 1);
 
 	k->restarting_manual = true;
+	k->restart_spawned = !k->pid_wsi;
+	k->restarts = 0; /* a restart someone asked for starts the count again */
 	k->ready = false;
 	k->info_reply_seen = k->info_iopub_seen = false;
 	k->info_msg_id[0] = '\0';

@@ -12,13 +12,19 @@
 #include "proto_zmq.h"
 
 #define GW_PID_PROTOCOL "sandcell-pid"
+#define GW_ERR_PROTOCOL "sandcell-stderr"
 
 /*
- * Starts a kernel named name (a kernelspec the gateway offers). At the kernel limit returns
- * -EBUSY; an unknown name gives -ENOENT. On success *out is registered with the server and
- * is starting; gw_server_kernel_event() tells when it is ready.
+ * Starts a kernel named name (a kernelspec the gateway offers: its profile) under the
+ * profile's limits narrowed by narrow (borrowed JSON object of lower limits, see
+ * gw_profile_narrow; NULL for none). Errors, with err saying why: -ENOENT an unknown name,
+ * -EPERM a profile this host lacks sandbox layers for (without --allow-weaker-sandbox) or a
+ * request above the profile, -EINVAL a malformed narrow, -EBUSY the kernel limit. On success
+ * *out is registered with the server and is starting; gw_server_kernel_event() tells when it
+ * is ready.
  */
-int gw_kernel_start(struct gw_server *srv, const char *name, struct gw_kernel **out);
+int gw_kernel_start(struct gw_server *srv, const char *name, const json_t *narrow,
+                    struct gw_kernel **out, struct proto_error *err);
 
 /* Looks a kernel up by id. Borrowed; NULL when unknown. */
 struct gw_kernel *gw_kernel_find(struct gw_server *srv, const char *id);
@@ -54,6 +60,9 @@ void gw_kernel_on_message(struct gw_kernel *k, enum proto_ws_channel which,
 
 /* lws callback for a kernel's pidfd (RAW_RX_FILE: the process exited). */
 int gw_kernel_pid_callback(struct lws *wsi, enum lws_callback_reasons reason);
+
+/* lws callback for a kernel's stderr pipe: each line is logged, the last one kept. */
+int gw_kernel_err_callback(struct lws *wsi, enum lws_callback_reasons reason);
 
 /* Culls idle kernels according to the configuration; rescheduled by itself. */
 void gw_kernel_cull_start(struct gw_server *srv);

@@ -1,7 +1,8 @@
 /*
  * sandcell: the gateway. main() owns the configuration and the server: it reads the settings,
- * finds the kernel binary, makes a token when none is given, prints one line when it listens
- * and runs the loop until SIGINT or SIGTERM.
+ * finds the kernel binary, asks it what sandbox this host allows (and answers --check-sandbox
+ * with that), makes a token when none is given, prints one line when it listens and runs the
+ * loop until SIGINT or SIGTERM.
  */
 #include <errno.h>
 #include <libgen.h>
@@ -13,6 +14,7 @@
 
 #include "gw.h"
 #include "gw_config.h"
+#include "gw_sandbox.h"
 #include "gw_server.h"
 
 extern char **environ;
@@ -67,6 +69,59 @@ static int gw_make_token(struct gw_config *cfg)
 	return cfg->token ? 0 : -ENOMEM;
 }
 
+/* sandcell --check-sandbox [--json]: the report, and 0 when every profile can run. */
+static int gw_check_sandbox(const struct gw_config *cfg, const json_t *report, const char *why)
+{
+	json_t *model = gw_sandbox_model(cfg, report, why);
+	int code;
+
+	if (!model) {
+		fprintf(stderr, "sandcell: out of memory\n");
+		return 1;
+	}
+	if (cfg->check_json) {
+		json_dumpf(model, stdout, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+		fputc('\n', stdout);
+	} else {
+		gw_sandbox_print(stdout, model);
+	}
+	code = gw_sandbox_model_ok(model) ? 0 : 1;
+	json_decref(model);
+	return fflush(stdout) == 0 ? code : 1;
+}
+
+/* Says at start what the sandbox cannot give, loudly when kernels will run anyway. */
+static void gw_sandbox_warn(const struct gw_server *srv)
+{
+	const struct gw_config *cfg = srv->cfg;
+
+	if (!srv->sandbox) {
+		gw_log(srv, GW_WARN,
+		       "cannot check the sandbox (%s): each kernel checks its own at launch",
+		       srv->sandbox_error);
+		return;
+	}
+	for (int i = 0; i < GW_PROFILE_COUNT; i++) {
+		char missing[256];
+
+		if (i == GW_PROFILE_CUSTOM && !cfg->custom_profile)
+			continue;
+		if (gw_sandbox_profile_ok(srv->sandbox, (enum gw_profile_kind)i, missing,
+		                          sizeof(missing)))
+			continue;
+		if (cfg->allow_weaker_sandbox)
+			gw_log(srv, GW_WARN,
+			       "!!! profile %s runs WITHOUT %s (--allow-weaker-sandbox): "
+			       "its kernels are less isolated than the profile promises !!!",
+			       gw_profile_name((enum gw_profile_kind)i), missing);
+		else
+			gw_log(srv, GW_WARN,
+			       "profile %s lacks %s on this host: its kernels are refused "
+			       "(--allow-weaker-sandbox runs them anyway)",
+			       gw_profile_name((enum gw_profile_kind)i), missing);
+	}
+}
+
 int main(int argc, char **argv)
 {
 	struct gw_config cfg = {0};
@@ -86,7 +141,7 @@ int main(int argc, char **argv)
 		gw_config_free(&cfg);
 		return 2;
 	}
-	if (action != GW_CONFIG_RUN) {
+	if (action == GW_CONFIG_HELP || action == GW_CONFIG_VERSION) {
 		gw_config_free(&cfg);
 		return 0;
 	}
@@ -95,8 +150,17 @@ int main(int argc, char **argv)
 		gw_config_free(&cfg);
 		return 1;
 	}
+	srv.sandbox = gw_sandbox_probe(srv.kernel_binary, GW_SANDBOX_TIMEOUT, srv.sandbox_error,
+	                               sizeof(srv.sandbox_error));
+	if (action == GW_CONFIG_CHECK_SANDBOX) {
+		code = gw_check_sandbox(&cfg, srv.sandbox, srv.sandbox_error);
+		json_decref(srv.sandbox);
+		gw_config_free(&cfg);
+		return code;
+	}
 	if (!cfg.token && gw_make_token(&cfg) < 0) {
 		fprintf(stderr, "sandcell: cannot make a token\n");
+		json_decref(srv.sandbox);
 		gw_config_free(&cfg);
 		return 1;
 	}
@@ -106,6 +170,7 @@ int main(int argc, char **argv)
 		gw_config_free(&cfg);
 		return 1;
 	}
+	gw_sandbox_warn(&srv);
 	/* An IPv6 address goes in brackets in a URL. */
 	snprintf(host, sizeof(host), strchr(cfg.ip, ':') ? "[%s]" : "%s", cfg.ip);
 	if (cfg.token[0])

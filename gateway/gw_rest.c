@@ -1,7 +1,7 @@
 /*
  * Jupyter Server's kernel REST API: /api, /api/kernelspecs, /api/kernels and /api/sessions,
  * with its models, status codes and Location headers, and a JSON {"message"} for every
- * failure.
+ * failure; and sandcell's own /api/sandbox.
  */
 #include "gw_rest.h"
 
@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "gw_kernel.h"
+#include "gw_sandbox.h"
 
 /* Splits "a/b/c" into at most n segments in place; returns how many. */
 static size_t gw_rest_split(char *path, char **seg, size_t n)
@@ -26,15 +27,49 @@ static size_t gw_rest_split(char *path, char **seg, size_t n)
 	return count;
 }
 
+/* The kernel's command line as a JSON array of strings (new reference), or NULL. */
+static json_t *gw_rest_argv(const struct gw_server *srv, const struct gw_profile *p)
+{
+	char **argv = gw_profile_argv(p, srv->kernel_binary, "{connection_file}",
+	                              srv->cfg->allow_weaker_sandbox);
+	json_t *a = argv ? json_array() : NULL;
+
+	for (size_t i = 0; a && argv[i]; i++) {
+		if (json_array_append_new(a, json_string(argv[i])) < 0) {
+			json_decref(a);
+			a = NULL;
+		}
+	}
+	gw_profile_argv_free(argv);
+	return a;
+}
+
 json_t *gw_rest_kernelspec(const struct gw_server *srv, const char *name)
 {
-	if (strcmp(name, srv->cfg->default_kernel) != 0)
+	int kind = gw_config_kernel_profile(srv->cfg, name);
+	const struct gw_profile *p;
+	json_t *sandcell;
+	char display[96];
+
+	if (kind < 0)
 		return NULL;
-	return json_pack("{s:s, s:{s:[s,s,s], s:s, s:s, s:s, s:{}, s:{s:s}}, s:{}}", "name", name,
-	                 "spec", "argv", srv->kernel_binary, "-f", "{connection_file}",
-	                 "display_name", "Python 3 (sandcell)", "language", "python",
-	                 "interrupt_mode", "signal", "env", "metadata", "sandcell_version",
-	                 GW_VERSION, "resources");
+	p = &srv->cfg->profiles[kind];
+	/* The plain names run the default profile; the others say which profile they are. */
+	if (!strncmp(name, "sandcell-", 9))
+		snprintf(display, sizeof(display), "Python 3 (sandcell, %s)",
+		         gw_profile_name(p->kind));
+	else
+		snprintf(display, sizeof(display), "Python 3 (sandcell)");
+	sandcell = gw_profile_json(p);
+	if (sandcell)
+		json_object_set_new(
+		        sandcell, "available",
+		        json_boolean(srv->cfg->allow_weaker_sandbox ||
+		                     gw_sandbox_profile_ok(srv->sandbox, p->kind, NULL, 0)));
+	return json_pack("{s:s, s:{s:o, s:s, s:s, s:s, s:{}, s:{s:s, s:o}}, s:{}}", "name", name,
+	                 "spec", "argv", gw_rest_argv(srv, p), "display_name", display, "language",
+	                 "python", "interrupt_mode", "signal", "env", "metadata",
+	                 "sandcell_version", GW_VERSION, "sandcell", sandcell, "resources");
 }
 
 /* Parses the body as a JSON object; answers 400 and returns NULL when it is not one. */
@@ -108,15 +143,18 @@ static bool gw_rest_env_ok(struct gw_http *h, json_t *body)
 static struct gw_kernel *gw_rest_start_kernel(struct gw_server *srv, struct gw_http *h,
                                               const char *name)
 {
+	struct proto_error err = {{0}};
 	struct gw_kernel *k;
-	int r = gw_kernel_start(srv, name ? name : srv->cfg->default_kernel, &k);
+	int r = gw_kernel_start(srv, name ? name : srv->cfg->default_kernel, NULL, &k, &err);
 
 	if (r == -ENOENT)
-		gw_http_error(h, 404, "No such kernel spec: %s", name);
-	else if (r == -EBUSY)
-		gw_http_error(h, 503, "the limit of %d kernels is reached", srv->cfg->max_kernels);
+		gw_http_error(h, 404, "%s", err.text);
+	else if (r == -EBUSY || r == -EPERM)
+		gw_http_error(h, 503, "%s", err.text);
+	else if (r == -EINVAL)
+		gw_http_error(h, 400, "%s", err.text);
 	else if (r < 0)
-		gw_http_error(h, 500, "the kernel could not be started: %s", strerror(-r));
+		gw_http_error(h, 500, "%s", err.text);
 	return r < 0 ? NULL : k;
 }
 
@@ -416,14 +454,24 @@ void gw_rest_handle(struct gw_server *srv, struct gw_http *h)
 		gw_rest_kernels(srv, h, seg, n);
 	} else if (!strcmp(seg[1], "sessions")) {
 		gw_rest_sessions(srv, h, seg, n);
+	} else if (!strcmp(seg[1], "sandbox") && n == 2) {
+		if (strcmp(h->method, "GET") != 0)
+			gw_http_error(h, 405, "use GET on /api/sandbox");
+		else
+			gw_http_respond(
+			        h, 200,
+			        gw_sandbox_model(srv->cfg, srv->sandbox, srv->sandbox_error));
 	} else if (!strcmp(seg[1], "kernelspecs") && n <= 3) {
 		if (strcmp(h->method, "GET") != 0) {
 			gw_http_error(h, 405, "use GET on kernelspecs");
 		} else if (n == 2) {
+			const char *names[GW_CONFIG_KERNEL_NAMES];
+			size_t count = gw_config_kernel_names(srv->cfg, names);
 			json_t *specs = json_object();
 
-			json_object_set_new(specs, srv->cfg->default_kernel,
-			                    gw_rest_kernelspec(srv, srv->cfg->default_kernel));
+			for (size_t i = 0; i < count; i++)
+				json_object_set_new(specs, names[i],
+				                    gw_rest_kernelspec(srv, names[i]));
 			gw_http_respond(h, 200,
 			                json_pack("{s:s, s:o}", "default", srv->cfg->default_kernel,
 			                          "kernelspecs", specs));

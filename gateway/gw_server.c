@@ -448,6 +448,8 @@ static int gw_server_callback(struct lws *wsi, enum lws_callback_reasons reason,
 		return gw_channel_callback(wsi, reason);
 	if (proto && proto->name && !strcmp(proto->name, GW_PID_PROTOCOL))
 		return gw_kernel_pid_callback(wsi, reason);
+	if (proto && proto->name && !strcmp(proto->name, GW_ERR_PROTOCOL))
+		return gw_kernel_err_callback(wsi, reason);
 	if (proto && proto->name && !strcmp(proto->name, GW_SIGNAL_PROTOCOL))
 		return gw_signal_callback(srv, wsi, reason);
 
@@ -508,6 +510,7 @@ static const struct lws_protocols gw_protocols[] = {
         {PROTO_WS_V1_SUBPROTOCOL, gw_server_callback, sizeof(struct gw_pss), 0, 0, NULL, 0},
         {GW_ZMQ_PROTOCOL, gw_server_callback, 0, 0, 0, NULL, 0},
         {GW_PID_PROTOCOL, gw_server_callback, 0, 0, 0, NULL, 0},
+        {GW_ERR_PROTOCOL, gw_server_callback, 0, 0, 0, NULL, 0},
         {GW_SIGNAL_PROTOCOL, gw_server_callback, 0, 0, 0, NULL, 0},
         {NULL, NULL, 0, 0, 0, NULL, 0},
 };
@@ -693,4 +696,6 @@ void gw_server_fini(struct gw_server *srv)
 	}
 	if (srv->runtime_dir[0])
 		gw_server_clean_runtime(srv);
+	json_decref(srv->sandbox);
+	srv->sandbox = NULL;
 }

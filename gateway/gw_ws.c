@@ -187,7 +187,9 @@ int gw_ws_receive(struct gw_conn *c, const void *in, size_t len)
 		char why[160];
 
 		snprintf(why, sizeof(why), "could not pass a %s to the kernel: %s", m.msg_type,
-		         r == -EPIPE ? "the kernel is dead" : strerror(-r));
+		         r == -EPIPE     ? "the kernel is dead"
+		         : r == -ENOBUFS ? "too many execute requests are waiting for it"
+		                         : strerror(-r));
 		gw_ws_reject(c, why);
 	}
 	proto_ws_msg_clear(&m);

@@ -116,8 +116,9 @@ PROFILES = {
 KERNEL_MODULES = ("_sandcell", "sandcell_display", "sandcell_introspect",
                   "sandcell_kernel", "sandcell_policy")
 
-# Always allowed: `from __future__ import ...` also imports the module.
-_ALWAYS_ALLOWED = ("__future__",)
+# Always allowed: `from __future__ import ...` also imports the module, and
+# `sandcell` is the kernel's public module for user code (comms).
+_ALWAYS_ALLOWED = ("__future__", "sandcell")
 
 # Extra words for a refusal, by top-level module: (the module suggested,
 # which the policy must allow, the words).

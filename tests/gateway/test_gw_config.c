@@ -18,7 +18,7 @@ static struct gw_config cfg;
 static struct proto_error err;
 static enum gw_config_action action;
 static char *out_text;
-static char temp_paths[4][64];
+static char temp_paths[16][64];
 static size_t n_temp;
 
 static void setup(void)
@@ -199,6 +199,14 @@ Test(gw_config, defaults_are_the_documented_ones)
 	cr_expect_eq(cfg.ping_interval, 30.0);
 	cr_expect_eq(cfg.log_level, 2);
 	cr_expect_null(cfg.config_file);
+	cr_expect_str_eq(cfg.default_profile, "moderate");
+	cr_expect_not(cfg.allow_weaker_sandbox);
+	cr_expect_not(cfg.custom_profile);
+	cr_expect_not(cfg.check_sandbox);
+	cr_expect_eq(cfg.profiles[GW_PROFILE_STRICT].memory, (size_t)100 << 20);
+	cr_expect_eq(cfg.profiles[GW_PROFILE_MODERATE].wall_time, 300.0);
+	cr_expect_eq(cfg.profiles[GW_PROFILE_PERMISSIVE].processes, 64);
+	cr_expect_eq(cfg.profiles[GW_PROFILE_CUSTOM].kind, GW_PROFILE_CUSTOM);
 }
 
 Test(gw_config, empty_sources_keep_the_defaults)
@@ -1074,6 +1082,12 @@ Test(gw_config, help_documents_every_option_with_its_default_and_variable)
 	        {"--replay-cap BYTES", "SANDCELL_REPLAY_CAP", "Default: 8M."},
 	        {"--ping-interval SECONDS", "SANDCELL_PING_INTERVAL", "Default: 30."},
 	        {"--log-level LEVEL", "SANDCELL_LOG_LEVEL", "Default: 2."},
+	        {"--default-profile PROFILE", "SANDCELL_DEFAULT_PROFILE", "Default: moderate."},
+	        {"--allow-weaker-sandbox[=BOOL]", "SANDCELL_ALLOW_WEAKER_SANDBOX",
+	         "Default: false."},
+	        {"\"profiles\": {...}   (config file only)", NULL, NULL},
+	        {"--check-sandbox", NULL, NULL},
+	        {"--json", NULL, NULL},
 	        {"--config FILE", "SANDCELL_CONFIG", "Default: none."},
 	        {"-h, --help", NULL, NULL},
 	        {"-V, --version", NULL, NULL},
@@ -1161,4 +1175,198 @@ Test(gw_config, jansson_allocation_failures_are_enomem_and_leak_nothing)
 	}
 	cr_expect_not(failed, "the loop ended");
 	expect_origins(ARGS("https://a", "*"));
+}
+
+/* --- sandbox profiles --- */
+
+Test(gw_config, default_profile_from_every_source)
+{
+	expect_ok(ARGS("--default-profile", "strict"), NONE);
+	cr_expect_str_eq(cfg.default_profile, "strict");
+	cr_expect_eq(gw_config_default_profile(&cfg), GW_PROFILE_STRICT);
+	reset();
+	expect_ok(NONE, ARGS("SANDCELL_DEFAULT_PROFILE=permissive"));
+	cr_expect_eq(gw_config_default_profile(&cfg), GW_PROFILE_PERMISSIVE);
+	reset();
+	cr_assert_eq(load_file("{\"default_profile\": \"strict\"}"), 0, "%s", err.text);
+	cr_expect_eq(gw_config_default_profile(&cfg), GW_PROFILE_STRICT);
+	reset();
+	expect_error(ARGS("--default-profile", "lax"), NONE, "--default-profile \"lax\"",
+	             "strict, moderate, permissive or custom");
+	expect_error(ARGS("--default-profile", "none"), NONE, "--default-profile");
+	cr_assert_eq(load_file("{\"default_profile\": 1}"), -EINVAL);
+	cr_expect(strstr(err.text, "key \"default_profile\""), "%s", err.text);
+}
+
+Test(gw_config, custom_needs_a_custom_profile)
+{
+	expect_error(ARGS("--default-profile", "custom"), NONE, "default profile \"custom\"",
+	             "\"profiles\": {\"custom\"");
+	reset();
+	expect_error(ARGS("--default-kernel", "sandcell-custom"), NONE, "sandcell-custom",
+	             "\"custom\"");
+	reset();
+	cr_assert_eq(load(ARGS("--config",
+	                       temp_json("{\"profiles\": {\"custom\": {\"network\": true}}}"),
+	                       "--default-profile", "custom"),
+	                  NONE),
+	             0, "%s", err.text);
+	cr_expect(cfg.custom_profile);
+	cr_expect(cfg.profiles[GW_PROFILE_CUSTOM].network);
+	cr_expect_eq(cfg.profiles[GW_PROFILE_CUSTOM].memory, (size_t)512 << 20, "as moderate");
+	cr_expect_eq(gw_config_default_profile(&cfg), GW_PROFILE_CUSTOM);
+}
+
+Test(gw_config, allow_weaker_sandbox_is_a_boolean)
+{
+	expect_ok(ARGS("--allow-weaker-sandbox"), NONE);
+	cr_expect(cfg.allow_weaker_sandbox);
+	reset();
+	expect_ok(NONE, ARGS("SANDCELL_ALLOW_WEAKER_SANDBOX=yes"));
+	cr_expect(cfg.allow_weaker_sandbox);
+	reset();
+	cr_assert_eq(load_file("{\"allow_weaker_sandbox\": true}"), 0);
+	cr_expect(cfg.allow_weaker_sandbox);
+	reset();
+	expect_error(ARGS("--allow-weaker-sandbox=maybe"), NONE, "--allow-weaker-sandbox");
+}
+
+Test(gw_config, profiles_come_from_the_file)
+{
+	cr_assert_eq(
+	        load_file("{\"profiles\": {"
+	                  " \"strict\": {\"memory\": \"64MB\", \"wall_time\": 10,"
+	                  "   \"output\": 4096},"
+	                  " \"permissive\": {\"network\": true, \"read_only\": [\"/data\"]}}}"),
+	        0, "%s", err.text);
+	cr_expect_eq(cfg.profiles[GW_PROFILE_STRICT].memory, (size_t)64 << 20);
+	cr_expect_eq(cfg.profiles[GW_PROFILE_STRICT].wall_time, 10.0);
+	cr_expect_eq(cfg.profiles[GW_PROFILE_STRICT].output, 4096);
+	cr_expect_eq(cfg.profiles[GW_PROFILE_STRICT].cpu_time, 30, "unset keys keep defaults");
+	cr_expect(cfg.profiles[GW_PROFILE_PERMISSIVE].network);
+	cr_expect_str_eq(cfg.profiles[GW_PROFILE_PERMISSIVE].read_only[0], "/data");
+	cr_expect_eq(cfg.profiles[GW_PROFILE_MODERATE].memory, (size_t)512 << 20);
+	cr_expect_not(cfg.custom_profile);
+}
+
+Test(gw_config, profile_errors_name_the_key)
+{
+	cr_assert_eq(load_file("{\"profiles\": {\"strict\": {\"memory\": \"lots\"}}}"), -EINVAL);
+	cr_expect(strstr(err.text, "config file"), "%s", err.text);
+	cr_expect(strstr(err.text, "key \"profiles.strict.memory\": expected a size"), "%s",
+	          err.text);
+	reset();
+	cr_assert_eq(load_file("{\"profiles\": {\"moderate\": {\"wal_time\": 3}}}"), -EINVAL);
+	cr_expect(strstr(err.text, "\"profiles.moderate.wal_time\""), "%s", err.text);
+	cr_expect(strstr(err.text, "did you mean \"wall_time\""), "%s", err.text);
+	reset();
+	cr_assert_eq(load_file("{\"profiles\": {\"stirct\": {}}}"), -EINVAL);
+	cr_expect(strstr(err.text, "unknown profile \"stirct\" (did you mean \"strict\"?)"), "%s",
+	          err.text);
+	reset();
+	cr_assert_eq(load_file("{\"profiles\": {\"none\": {}}}"), -EINVAL);
+	cr_expect(strstr(err.text, "unknown profile \"none\""), "%s", err.text);
+	reset();
+	cr_assert_eq(load_file("{\"profiles\": [1]}"), -EINVAL);
+	cr_expect(strstr(err.text, "key \"profiles\": expected an object"), "%s", err.text);
+	reset();
+	cr_assert_eq(load_file("{\"profiles\": \"strict\"}"), -EINVAL);
+	cr_expect(strstr(err.text, "key \"profiles\""), "%s", err.text);
+	reset();
+	cr_assert_eq(load_file("{\"profiles\": {\"strict\": 5}}"), -EINVAL);
+	cr_expect(strstr(err.text, "\"profiles.strict\": expected an object"), "%s", err.text);
+	reset();
+	cr_assert_eq(load_file("{\"profiles\": {\"strict\": {\"processes\": 1.5}}}"), -EINVAL);
+	cr_expect(strstr(err.text, "profiles.strict.processes"), "%s", err.text);
+	reset();
+	cr_assert_eq(load_file("{\"profile\": {}}"), -EINVAL);
+	cr_expect(strstr(err.text, "did you mean \"profiles\""), "%s", err.text);
+}
+
+Test(gw_config, profiles_are_only_in_the_file)
+{
+	expect_error(ARGS("--profiles", "{}"), NONE, "--profiles",
+	             "only be set in the config file");
+	expect_error(NONE, ARGS("SANDCELL_PROFILES={}"), "unknown variable SANDCELL_PROFILES");
+}
+
+Test(gw_config, check_sandbox_is_an_action)
+{
+	expect_ok(NONE, NONE);
+	cr_expect_eq(action, GW_CONFIG_RUN);
+	cr_assert_eq(load(ARGS("--check-sandbox"), NONE), 0, "%s", err.text);
+	cr_expect_eq(action, GW_CONFIG_CHECK_SANDBOX);
+	cr_expect_not(cfg.check_json);
+	reset();
+	cr_assert_eq(load(ARGS("--json", "--check-sandbox"), NONE), 0, "%s", err.text);
+	cr_expect_eq(action, GW_CONFIG_CHECK_SANDBOX);
+	cr_expect(cfg.check_json);
+	reset();
+	expect_error(ARGS("--json"), NONE, "--json only goes with --check-sandbox");
+	expect_error(ARGS("--check-sandbox=yes"), NONE, "--check-sandbox takes no value");
+	expect_error(NONE, ARGS("SANDCELL_CHECK_SANDBOX=1"), "unknown variable");
+	cr_assert_eq(load_file("{\"check_sandbox\": true}"), -EINVAL);
+	cr_expect(strstr(err.text, "unknown key \"check_sandbox\""), "%s", err.text);
+}
+
+Test(gw_config, kernelspec_names_and_their_profiles)
+{
+	const char *names[GW_CONFIG_KERNEL_NAMES];
+	size_t n = gw_config_kernel_names(&cfg, names);
+
+	cr_assert_eq(n, 4);
+	cr_expect_str_eq(names[0], "sandcell");
+	cr_expect_str_eq(names[1], "sandcell-strict");
+	cr_expect_str_eq(names[2], "sandcell-moderate");
+	cr_expect_str_eq(names[3], "sandcell-permissive");
+	cr_expect_eq(gw_config_kernel_profile(&cfg, "sandcell"), GW_PROFILE_MODERATE);
+	cr_expect_eq(gw_config_kernel_profile(&cfg, "sandcell-strict"), GW_PROFILE_STRICT);
+	cr_expect_eq(gw_config_kernel_profile(&cfg, "sandcell-permissive"), GW_PROFILE_PERMISSIVE);
+	cr_expect_eq(gw_config_kernel_profile(&cfg, "sandcell-custom"), -ENOENT);
+	cr_expect_eq(gw_config_kernel_profile(&cfg, "sandcell-none"), -ENOENT);
+	cr_expect_eq(gw_config_kernel_profile(&cfg, "python3"), -ENOENT);
+
+	/* A custom profile, a strict default and a default kernel of the operator's own. */
+	cr_assert_eq(load(ARGS("--config", temp_json("{\"profiles\": {\"custom\": {}}}"),
+	                       "--default-profile", "strict", "--default-kernel", "py3"),
+	                  NONE),
+	             0, "%s", err.text);
+	n = gw_config_kernel_names(&cfg, names);
+	cr_assert_eq(n, 6);
+	cr_expect_str_eq(names[1], "py3");
+	cr_expect_str_eq(names[5], "sandcell-custom");
+	cr_expect_eq(gw_config_kernel_profile(&cfg, "py3"), GW_PROFILE_STRICT);
+	cr_expect_eq(gw_config_kernel_profile(&cfg, "sandcell"), GW_PROFILE_STRICT);
+	cr_expect_eq(gw_config_kernel_profile(&cfg, "sandcell-custom"), GW_PROFILE_CUSTOM);
+
+	/* A default kernel that is one of the profiles' names is not listed twice. */
+	reset();
+	expect_ok(ARGS("--default-kernel", "sandcell-permissive"), NONE);
+	cr_expect_eq(gw_config_kernel_names(&cfg, names), 4);
+}
+
+Test(gw_config, profile_allocation_failures_are_enomem_and_leak_nothing)
+{
+	const char *path = temp_json("{\"profiles\": {\"strict\": {\"read_only\": [\"/a\", \"/b\"],"
+	                             " \"allow_import\": [\"m\"], \"memory\": \"1GB\"},"
+	                             " \"custom\": {\"block_import\": [\"x\", \"y\"]}}}");
+	bool failed = true;
+
+	test_alloc_install();
+	for (unsigned long nth = 1; failed && nth < 1000; nth++) {
+		int r;
+
+		reset();
+		test_alloc_fail_at(nth, false);
+		r = load(ARGS("--config", path), NONE);
+		failed = test_alloc_stop();
+		if (failed)
+			cr_expect(r == -ENOMEM || r == -EINVAL, "allocation %lu: %d %s", nth, r,
+			          err.text);
+		else
+			cr_expect_eq(r, 0, "allocation %lu: %s", nth, err.text);
+		cr_expect_eq(test_alloc_live(), 0, "jansson leak after allocation %lu", nth);
+	}
+	cr_expect_not(failed, "the loop ended");
+	cr_expect_str_eq(cfg.profiles[GW_PROFILE_CUSTOM].block_import[1], "y");
 }

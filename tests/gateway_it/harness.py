@@ -62,6 +62,10 @@ KERNEL_EXE = os.path.join(BUILDDIR, "kernel", "sandcell-kernel")
 PYTHON = "/usr/bin/python3" if os.path.exists("/usr/bin/python3") else sys.executable
 
 V1_PROTOCOL = "v1.kernel.websocket.jupyter.org"
+
+# A kernel whose import policy lets tests kill it from a cell (os._exit): sandcell's permissive
+# profile; the reference has only its default kernel (None: the default).
+PERMISSIVE_KERNEL = None if TARGET == "jupyter" else "sandcell-permissive"
 ISO_MICRO_Z = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z$")
 
 # SANDCELL_GW_RUN_ALL=1 runs the sandcell-only tests in reference mode too: they should fail
@@ -355,7 +359,7 @@ class Server:
     """
 
     def __init__(self, options=None, jupyter_args=(), name="server", kind=None,
-                 gateway_url=None, gateway_token=None, generate_token=False):
+                 gateway_url=None, gateway_token=None, generate_token=False, config=None):
         self.kind = kind or TARGET
         self.options = dict(options or {})
         self.jupyter_args = list(jupyter_args)
@@ -372,6 +376,8 @@ class Server:
         self.kernel_pids = {}  # pid -> starttime of every kernel process seen
         self._default_kernel = None
         self._stdout_lines = []
+        # sandcell: a JSON config file (a dict) written into the server's directory.
+        self.config = config
 
     # -- life cycle ---------------------------------------------------------
 
@@ -392,6 +398,11 @@ class Server:
         if not self.generate_token:
             argv += ["--token", self.token]
         argv += ["--runtime-dir", self.runtime_dir]
+        if self.config is not None:
+            path = os.path.join(self.dir, "config.json")
+            with open(path, "w") as f:
+                json.dump(self.config, f)
+            argv += ["--config", path]
         for k, v in self.options.items():
             if isinstance(v, (list, tuple)):
                 for item in v:
@@ -1082,7 +1093,7 @@ def wait_until(pred, timeout, interval=0.1, what="condition"):
 # Code that makes a comm and sends it a message with a binary buffer, on either kernel.
 COMM_IMPORT = (
     "try:\n"
-    "    from sandcell_kernel import Comm, register_comm_target as _reg\n"
+    "    from sandcell import Comm, register_comm_target as _reg\n"
     "except ImportError:\n"
     "    from ipykernel.comm import Comm\n"
     "    _reg = get_ipython().kernel.comm_manager.register_target\n"

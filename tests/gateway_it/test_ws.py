@@ -16,8 +16,8 @@ import uuid
 import websocket
 
 import harness
-from harness import (COMM_IMPORT, REFERENCE, ServerTestCase, is_status, sandcell_only,
-                     wait_until)
+from harness import (COMM_IMPORT, PERMISSIVE_KERNEL, REFERENCE, ServerTestCase, is_status,
+                     sandcell_only, wait_until)
 
 PROTOCOLS = ("v1", "legacy")
 
@@ -272,7 +272,9 @@ class LifecycleTests(ServerTestCase):
         self._restart_while_busy("legacy")
 
     def test_kernel_death_auto_restart(self):
-        kid = self.shared_kernel("death")
+        # A profile whose import policy lets a cell reach os._exit.
+        kid = self.server.start_kernel(PERMISSIVE_KERNEL)["id"]
+        self.addCleanup(self._delete_quietly, kid)
         c = self.connect(kid)
         other = self.connect(kid, protocol="legacy")
         self.assertEqual(c.run("x = 1; x").result_text, "1")
@@ -298,7 +300,7 @@ class LifecycleTests(ServerTestCase):
     def test_restart_limit(self):
         srv = harness.Server({"restart-limit": 1}, name="restartlimit").start()
         try:
-            kid = srv.start_kernel()["id"]
+            kid = srv.start_kernel(PERMISSIVE_KERNEL)["id"]
             c = srv.connect(kid)
             c.wait_ready()
             states = []
