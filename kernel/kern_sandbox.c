@@ -35,8 +35,7 @@
 #define KERN_SB_OUTER_UID_BASE 1000000 /* + the supervisor's pid, when it runs as root */
 #define KERN_SB_HOSTNAME       "sandcell"
 #define KERN_SB_INODES         16384                /* files in the workspace and in /tmp, each */
-#define KERN_SB_THREAD_AS      ((uint64_t)4 << 20)  /* address space budgeted per user thread */
-#define KERN_SB_AS_SLACK       ((uint64_t)32 << 20) /* allocator and message buffers */
+#define KERN_SB_AS_SLACK       ((uint64_t)8 << 20)  /* the kernel's own allocations later */
 #define KERN_SB_CG_SLACK       ((uint64_t)48 << 20) /* the kernel's own resident memory */
 #define KERN_SB_LOG_CAP        (256 << 10)          /* kernel log bytes the supervisor relays */
 
@@ -109,9 +108,9 @@ int kern_sandbox_defaults(struct kern_sandbox *sb, const char *profile)
 	} table[] = {
 	        {"none", KERN_PROFILE_NONE, 0, 0, 0, 0, 0, 0, 0},
 	        {"strict", KERN_PROFILE_STRICT, 100, 30, 1, 8, 64, 16, 16},
-	        {"moderate", KERN_PROFILE_MODERATE, 512, 300, 16, 32, 256, 128, 256},
-	        {"permissive", KERN_PROFILE_PERMISSIVE, 2048, 3600, 64, 128, 1024, 1024, 1024},
-	        {"custom", KERN_PROFILE_CUSTOM, 512, 300, 16, 32, 256, 128, 256},
+	        {"moderate", KERN_PROFILE_MODERATE, 512, 300, 32, 32, 256, 128, 256},
+	        {"permissive", KERN_PROFILE_PERMISSIVE, 2048, 3600, 128, 128, 1024, 1024, 1024},
+	        {"custom", KERN_PROFILE_CUSTOM, 512, 300, 32, 32, 256, 128, 256},
 	};
 
 	for (size_t i = 0; i < sizeof(table) / sizeof(table[0]); i++) {
@@ -149,6 +148,17 @@ bool kern_sandbox_needs(const struct kern_sandbox *sb, enum kern_layer l)
 }
 
 /* ---- small helpers ---- */
+
+/*
+ * The tasks user code may add: the operating system counts processes and threads together
+ * (pids cgroup, RLIMIT_NPROC), so both limits draw on one budget, the larger of the two.
+ */
+static uint64_t sb_task_budget(const struct kern_sandbox *sb)
+{
+	uint64_t procs = sb->processes ? sb->processes - 1 : 0;
+
+	return sb->threads > procs ? sb->threads : procs;
+}
 
 static void sb_log(const struct kern_sandbox *sb, const char *fmt, ...)
         __attribute__((format(printf, 2, 3)));
@@ -366,7 +376,8 @@ static int sb_cgroup_v2_make(const char *name, char *dir)
 static void sb_cgroup_setup(struct kern_sandbox *sb, struct sb_cgroup *cg, uint64_t pids_max)
 {
 	char name[32], path[PATH_MAX + 64], val[32];
-	uint64_t mem = sb->memory ? sb->memory + 2 * sb->disk + KERN_SB_CG_SLACK : 0;
+	/* The workspace's and /tmp's files are memory too (tmpfs), and count here. */
+	uint64_t mem = sb->memory ? sb->memory + KERN_SB_CG_SLACK : 0;
 
 	memset(cg, 0, sizeof(*cg));
 	sb_fmt(name, sizeof(name), "k%d", (int)getpid());
@@ -540,6 +551,54 @@ static unsigned long sb_locked_flags(const char *path)
 	return f;
 }
 
+/* Remounts one mount read-only, keeping the flags its owner locked. */
+static int sb_remount_ro(const char *path)
+{
+	if (mount(NULL, path, NULL,
+	          MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV | sb_locked_flags(path),
+	          NULL) < 0)
+		return -errno;
+	return 0;
+}
+
+/*
+ * Makes the mount at path and every mount below it read-only: a recursive bind brings the
+ * host's submounts along (a separate /usr/local, say), and each would stay writable.
+ */
+static int sb_read_only_tree(const char *path)
+{
+	struct mount_attr attr = {.attr_set =
+	                                  MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV};
+	size_t len = strlen(path);
+	char line[4096];
+	FILE *f;
+	int r;
+
+	if (syscall(SYS_mount_setattr, AT_FDCWD, path, AT_RECURSIVE, &attr, sizeof(attr)) == 0)
+		return 0;
+	if (errno != ENOSYS)
+		return -errno;
+	/* Before Linux 5.12: each mount on its own, from the table of mounts. */
+	if ((r = sb_remount_ro(path)) < 0)
+		return r;
+	f = fopen("/proc/self/mountinfo", "re");
+	if (!f)
+		return -errno;
+	while (r == 0 && fgets(line, sizeof(line), f)) {
+		char *save = NULL, *mnt;
+
+		strtok_r(line, " ", &save);
+		strtok_r(NULL, " ", &save);
+		strtok_r(NULL, " ", &save);
+		strtok_r(NULL, " ", &save);
+		mnt = strtok_r(NULL, " ", &save);
+		if (mnt && strncmp(mnt, path, len) == 0 && mnt[len] == '/')
+			r = sb_remount_ro(mnt);
+	}
+	fclose(f);
+	return r;
+}
+
 /* Binds src at dst (made as a directory or an empty file like src), read-only unless rw. */
 static int sb_bind(const char *src, const char *dst, bool rw, bool optional)
 {
@@ -571,12 +630,7 @@ static int sb_bind(const char *src, const char *dst, bool rw, bool optional)
 	}
 	if (mount(src, dst, NULL, MS_BIND | MS_REC, NULL) < 0)
 		return -errno;
-	if (!rw &&
-	    mount(NULL, dst, NULL,
-	          MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV | sb_locked_flags(dst),
-	          NULL) < 0)
-		return -errno;
-	return 0;
+	return rw ? 0 : sb_read_only_tree(dst);
 }
 
 /* Writes a small file into the new root. */
@@ -1265,7 +1319,7 @@ int kern_sandbox_enter(struct kern_sandbox *sb, const int *keep, size_t n_keep)
 	/* The kernel's own tasks (main, output, heartbeat, control and ZeroMQ's two), its parent
 	 * and a few for the interpreter; user code gets its processes and threads on top. */
 	if (sb->processes || sb->threads)
-		pids_max = 12 + sb->threads + (sb->processes ? sb->processes - 1 : 0);
+		pids_max = 12 + sb_task_budget(sb);
 	sb_cgroup_setup(sb, &cg, pids_max);
 	if (geteuid() == 0)
 		setgroups(0, NULL); /* nothing of root's groups may follow the kernel */
@@ -1345,6 +1399,7 @@ int kern_sandbox_enter(struct kern_sandbox *sb, const int *keep, size_t n_keep)
 
 /* ---- the last step: rlimits over the kernel's own use, then seccomp ---- */
 
+#include <asm/prctl.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <termios.h>
@@ -1593,6 +1648,13 @@ static int sb_seccomp(const struct kern_sandbox *sb)
 		r = sb_rule(ctx, SCMP_ACT_ALLOW, "execve", 0, NULL);
 	if (r == 0 && exec)
 		r = sb_rule(ctx, SCMP_ACT_ALLOW, "execveat", 0, NULL);
+	/* A program exec'd sets up its thread-local storage before main. */
+	for (int code = ARCH_SET_GS; r == 0 && exec && code <= ARCH_GET_GS; code++) {
+		struct scmp_arg_cmp a = {
+		        .arg = 0, .op = SCMP_CMP_EQ, .datum_a = (uint64_t)code, .datum_b = 0};
+
+		r = sb_rule(ctx, SCMP_ACT_ALLOW, "arch_prctl", 1, &a);
+	}
 
 	/* Descriptor and terminal controls that only look or set plain flags. */
 	for (size_t i = 0; r == 0 && i < sizeof(ioctls) / sizeof(ioctls[0]); i++) {
@@ -1684,14 +1746,11 @@ int kern_sandbox_lock(struct kern_sandbox *sb)
 	/* Per user inside our own user namespace: the kernel's tasks plus the profile's. */
 	if (r == 0 && sb->active[KERN_LAYER_USERNS] && (sb->processes || sb->threads) &&
 	    tasks > 0) {
-		rl.rlim_cur = rl.rlim_max =
-		        (rlim_t)tasks + sb->threads + (sb->processes ? sb->processes - 1 : 0);
+		rl.rlim_cur = rl.rlim_max = (rlim_t)tasks + sb_task_budget(sb);
 		r = setrlimit(RLIMIT_NPROC, &rl) < 0 ? -errno : 0;
 	}
 	if (r == 0 && sb->memory && !KERN_SB_ASAN) {
-		rl.rlim_cur = rl.rlim_max = sb_vm_size() + sb->memory +
-		                            (uint64_t)sb->threads * KERN_SB_THREAD_AS +
-		                            KERN_SB_AS_SLACK;
+		rl.rlim_cur = rl.rlim_max = sb_vm_size() + sb->memory + KERN_SB_AS_SLACK;
 		r = setrlimit(RLIMIT_AS, &rl) < 0 ? -errno : 0;
 	}
 	if (r < 0) {

@@ -117,7 +117,7 @@ Test(gw_profile, defaults_are_the_contract_table)
 	cr_expect_eq(p.memory, 512 * MIB);
 	cr_expect_eq(p.cpu_time, 300);
 	cr_expect_eq(p.wall_time, 300.0);
-	cr_expect_eq(p.processes, 16);
+	cr_expect_eq(p.processes, 32);
 	cr_expect_eq(p.threads, 32);
 	cr_expect_eq(p.open_files, 256);
 	cr_expect_eq(p.file_size, 128 * MIB);
@@ -128,7 +128,7 @@ Test(gw_profile, defaults_are_the_contract_table)
 	cr_expect_eq(p.memory, 2 * GIB);
 	cr_expect_eq(p.cpu_time, 3600);
 	cr_expect_eq(p.wall_time, 3600.0);
-	cr_expect_eq(p.processes, 64);
+	cr_expect_eq(p.processes, 128);
 	cr_expect_eq(p.threads, 128);
 	cr_expect_eq(p.open_files, 1024);
 	cr_expect_eq(p.file_size, 1 * GIB);
@@ -139,7 +139,7 @@ Test(gw_profile, defaults_are_the_contract_table)
 	gw_profile_defaults(&p, GW_PROFILE_CUSTOM);
 	cr_expect_eq(p.kind, GW_PROFILE_CUSTOM);
 	cr_expect_eq(p.memory, 512 * MIB, "custom is as moderate");
-	cr_expect_eq(p.processes, 16);
+	cr_expect_eq(p.processes, 32);
 }
 
 Test(gw_profile, names_round_trip)

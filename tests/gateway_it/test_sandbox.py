@@ -134,7 +134,7 @@ class KernelspecTests(harness.ServerTestCase):
             self.assertEqual(p["ok"], not p["missing"], name)
             self.assertEqual(set(p["limits"]), LIMIT_KEYS)
             self.assertEqual(p["kernelspec"], "sandcell-" + name)
-        self.assertEqual(sb["profiles"]["moderate"]["limits"]["processes"], 16)
+        self.assertEqual(sb["profiles"]["moderate"]["limits"]["processes"], 32)
         self.assertNotIn("error", sb)
         self.assertEqual(self.server.request("POST", "/api/sandbox", body={}).status, 405)
         self.assertEqual(self.server.request("GET", "/api/sandbox", token=None).status, 403)
@@ -185,7 +185,7 @@ class CustomProfileTests(harness.ServerTestCase):
             self.assertEqual(meta["profile"], "custom", name)
             self.assertEqual(meta["limits"]["memory"], 300 << 20)
             self.assertEqual(meta["limits"]["wall_time"], 7.5)
-            self.assertEqual(meta["limits"]["processes"], 16, "the rest as moderate")
+            self.assertEqual(meta["limits"]["processes"], 32, "the rest as moderate")
             self.assertEqual(meta["block_import"], ["json"])
         strict = specs["kernelspecs"]["sandcell-strict"]["spec"]["metadata"]["sandcell"]
         self.assertEqual(strict["limits"]["output"], 1024)
