@@ -17,7 +17,6 @@
 #include <sys/un.h>
 #include <unistd.h>
 
-#include <jansson.h>
 #include <zmq.h>
 
 #include "kern.h"
@@ -270,44 +269,6 @@ static int kern_install_spec(int argc, char **argv, const char *prefix)
 	return 0;
 }
 
-/* The sandbox policy handed to Python, as JSON text (owned). */
-static char *kern_policy_json(const struct kern_sandbox *sb)
-{
-	json_t *p = json_pack("{s:s, s:o, s:b, s:{s:I, s:I, s:I, s:I, s:I, s:I, s:I}}", "profile",
-	                      kern_profile_name(sb->profile), "block", json_array(), "network",
-	                      sb->network, "limits", "memory", (json_int_t)sb->memory, "cpu_time",
-	                      (json_int_t)sb->cpu_time, "processes", (json_int_t)sb->processes,
-	                      "threads", (json_int_t)sb->threads, "open_files",
-	                      (json_int_t)sb->open_files, "file_size", (json_int_t)sb->file_size,
-	                      "disk", (json_int_t)sb->disk);
-	char *text;
-
-	if (!p)
-		return NULL;
-	for (int pass = 0; pass < 2; pass++) {
-		const char *list = pass ? sb->block_import : sb->allow_import;
-		json_t *arr = pass ? json_object_get(p, "block") : json_array();
-
-		if (!pass && !list) {
-			json_decref(arr);
-			json_object_set_new(p, "allow", json_null());
-			continue;
-		}
-		for (const char *q = list; q && *q;) {
-			size_t n = strcspn(q, ",");
-
-			if (n)
-				json_array_append_new(arr, json_stringn(q, n));
-			q += n + (q[n] == ',');
-		}
-		if (!pass)
-			json_object_set_new(p, "allow", arr);
-	}
-	text = json_dumps(p, JSON_COMPACT);
-	json_decref(p);
-	return text;
-}
-
 /* A module list for --allow-import/--block-import: names, dots and commas only. */
 static bool kern_module_list_ok(const char *s)
 {
@@ -408,7 +369,7 @@ int main(int argc, char **argv)
 	size_t n_ro = 0;
 	bool weaker = false;
 	sigset_t sigint, old;
-	char *text = NULL, *policy = NULL;
+	char *text = NULL;
 	size_t len = 0;
 	int c, r, keep[PROTO_CHANNEL_COUNT + 1];
 
@@ -641,13 +602,8 @@ int main(int argc, char **argv)
 		signal(SIGINT, SIG_DFL);
 	if (!preinit && kern_python_start(&k) < 0)
 		_exit(1);
-	if (sb.profile != KERN_PROFILE_NONE && !(policy = kern_policy_json(&sb))) {
-		kern_log(&k, "cannot start: out of memory");
+	if (kern_python_setup(&k, shim, &sb) < 0)
 		_exit(1);
-	}
-	if (kern_python_setup(&k, shim, policy) < 0)
-		_exit(1);
-	free(policy);
 	if (sb.profile == KERN_PROFILE_STRICT && kern_python_preload(&k) < 0)
 		_exit(1);
 	if (kern_sandbox_lock(&sb) < 0)

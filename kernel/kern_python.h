@@ -9,6 +9,8 @@
 
 #include "kern.h"
 
+struct kern_sandbox;
+
 /*
  * Starts CPython with the `_sandcell` builtin module and the frozen helper modules and imports
  * sandcell_kernel. The caller's thread holds the GIL afterwards. Returns 0 or -errno (logged).
@@ -16,11 +18,11 @@
 int kern_python_start(struct kern *k);
 
 /*
- * Runs sandcell_kernel.setup(): the kernel's hooks and, with policy_json (a JSON object, or
- * NULL for none), the sandbox profile's import policy and limits. Call on the main thread once
- * the sockets and the output thread are up. Returns 0 or -errno (details logged).
+ * Runs sandcell_kernel.setup(): the kernel's hooks and, unless sb is NULL or of profile none,
+ * the sandbox profile's import policy and limits. Call on the main thread once the sockets and
+ * the output thread are up. Returns 0 or -errno (details logged).
  */
-int kern_python_setup(struct kern *k, bool shim_ipython, const char *policy_json);
+int kern_python_setup(struct kern *k, bool shim_ipython, const struct kern_sandbox *sb);
 
 /*
  * Loads the extension modules a profile without new executable mappings may import later

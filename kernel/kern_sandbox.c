@@ -151,13 +151,16 @@ bool kern_sandbox_needs(const struct kern_sandbox *sb, enum kern_layer l)
 
 /*
  * The tasks user code may add: the operating system counts processes and threads together
- * (pids cgroup, RLIMIT_NPROC), so both limits draw on one budget, the larger of the two.
+ * (pids cgroup, RLIMIT_NPROC), so both limits draw on one budget. For each to hold, the budget
+ * is the smaller of the two where user code may fork.
  */
 static uint64_t sb_task_budget(const struct kern_sandbox *sb)
 {
 	uint64_t procs = sb->processes ? sb->processes - 1 : 0;
 
-	return sb->threads > procs ? sb->threads : procs;
+	if (procs == 0)
+		return sb->threads; /* no child processes (seccomp): threads alone */
+	return sb->threads < procs ? sb->threads : procs;
 }
 
 static void sb_log(const struct kern_sandbox *sb, const char *fmt, ...)
@@ -328,6 +331,33 @@ static int sb_cgroup_self(const char *controller, char *out, size_t size)
 	return found;
 }
 
+/*
+ * Removes the cgroups of kernels whose supervisor is gone: one killed outright (SIGKILL)
+ * cannot remove its own. Only empty cgroups can be removed, so a live kernel's stays.
+ */
+static void sb_cgroup_sweep(const char *base)
+{
+	DIR *d = opendir(base);
+	struct dirent *e;
+	char path[PATH_MAX + 300];
+
+	if (!d)
+		return;
+	while ((e = readdir(d))) {
+		char *end;
+		long pid;
+
+		if (e->d_name[0] != 'k')
+			continue;
+		pid = strtol(e->d_name + 1, &end, 10);
+		if (*end || pid <= 0 || (kill((pid_t)pid, 0) == 0 || errno != ESRCH))
+			continue;
+		if (sb_fmt(path, sizeof(path), "%s/%s", base, e->d_name) == 0)
+			rmdir(path);
+	}
+	closedir(d);
+}
+
 /* Makes base/sandcell/NAME in a v1 hierarchy; fills dir. */
 static int sb_cgroup_v1_make(const char *controller, const char *name, char *base, char *dir)
 {
@@ -339,6 +369,7 @@ static int sb_cgroup_v1_make(const char *controller, const char *name, char *bas
 	sb_fmt(base, PATH_MAX, "%s%s/sandcell", mnt, self);
 	if (mkdir(base, 0755) < 0 && errno != EEXIST)
 		return -errno;
+	sb_cgroup_sweep(base);
 	sb_fmt(dir, PATH_MAX, "%s/%s", base, name);
 	if (mkdir(dir, 0755) < 0 && errno != EEXIST)
 		return -errno;
@@ -364,6 +395,7 @@ static int sb_cgroup_v2_make(const char *name, char *dir)
 	sb_fmt(path, sizeof(path), "%s%s/sandcell", mnt, self);
 	if (mkdir(path, 0755) < 0 && errno != EEXIST)
 		return -errno;
+	sb_cgroup_sweep(path);
 	sb_fmt(path, sizeof(path), "%s%s/sandcell/cgroup.subtree_control", mnt, self);
 	if (sb_write_file(path, "+memory +pids") < 0)
 		return -EPERM;
