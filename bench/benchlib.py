@@ -1,6 +1,9 @@
-"""Helpers shared by the benchmarks in bench/: machine and build facts, ratio formatting."""
+"""Helpers shared by the benchmarks in bench/: machine and build facts, statistics, ratio
+formatting."""
+import datetime
 import json
 import os
+import platform
 import subprocess
 
 
@@ -45,3 +48,60 @@ def meson_build_type(builddir):
     if opts.get("b_sanitize") not in (None, "none", ""):
         text += f", sanitize={opts['b_sanitize']}"
     return text
+
+
+def percentile(samples, p, empty=None):
+    """Linear interpolation between closest ranks (numpy's default method); empty when there
+    are no samples."""
+    s = sorted(samples)
+    if not s:
+        return empty
+    k = (len(s) - 1) * p / 100.0
+    lo = int(k)
+    hi = min(lo + 1, len(s) - 1)
+    return s[lo] + (s[hi] - s[lo]) * (k - lo)
+
+
+def machine_info():
+    """CPU model, usable CPUs, kernel and the time of the run."""
+    cpu = "unknown"
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    cpu = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    try:
+        nproc = len(os.sched_getaffinity(0))
+    except AttributeError:
+        nproc = os.cpu_count()
+    return {
+        "nproc": nproc,
+        "cpu": cpu,
+        "kernel": f"{platform.system()} {platform.release()}",
+        "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+    }
+
+
+def write_marked(path, report, begin, end):
+    """Replaces the region of path between the markers begin and end with report (markers
+    kept); appends the region, with its markers, when path has none (or does not exist)."""
+    block = f"{begin}\n{report}{end}\n"
+    try:
+        with open(path) as f:
+            old = f.read()
+    except FileNotFoundError:
+        old = ""
+    if begin in old and end in old:
+        head, rest = old.split(begin, 1)
+        _, tail = rest.split(end, 1)
+        tail = tail.lstrip("\n")
+        new = head + block + ("\n" + tail if tail else "")
+    else:
+        new = old.rstrip("\n") + ("\n\n" if old else "") + block
+    tmp = path + ".tmp"
+    with open(tmp, "w") as f:
+        f.write(new)
+    os.replace(tmp, path)

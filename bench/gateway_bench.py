@@ -50,7 +50,7 @@ import time
 import uuid
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from benchlib import fmt_ratio, git_rev, loadavg, meson_build_type  # noqa: E402
+from benchlib import percentile, fmt_ratio, git_rev, loadavg, meson_build_type, write_marked  # noqa: E402
 
 try:
     import websocket  # Debian: python3-websocket (websocket-client)
@@ -91,17 +91,6 @@ def log(msg):
 # --------------------------------------------------------------------------
 # statistics / formatting
 # --------------------------------------------------------------------------
-
-
-def percentile(samples, p):
-    """Linear interpolation between closest ranks (numpy's default method)."""
-    s = sorted(samples)
-    if not s:
-        return None
-    k = (len(s) - 1) * p / 100.0
-    lo = int(k)
-    hi = min(lo + 1, len(s) - 1)
-    return s[lo] + (s[hi] - s[lo]) * (k - lo)
 
 
 def mean(samples):
@@ -1274,26 +1263,7 @@ class Bench:
 
 
 def write_markdown(path, report):
-    """Replace the marked region of FILE; append it (with markers) if FILE has none."""
-    block = f"{MARK_BEGIN}\n{report}{MARK_END}\n"
-    try:
-        with open(path) as f:
-            old = f.read()
-    except FileNotFoundError:
-        old = ""
-    if MARK_BEGIN in old and MARK_END in old:
-        head, rest = old.split(MARK_BEGIN, 1)
-        _, tail = rest.split(MARK_END, 1)
-        tail = tail.lstrip("\n")
-        new = head + block + ("\n" + tail if tail else "")
-    elif old:
-        new = old.rstrip("\n") + "\n\n" + block
-    else:
-        new = block
-    tmp = path + ".tmp"
-    with open(tmp, "w") as f:
-        f.write(new)
-    os.replace(tmp, path)
+    write_marked(path, report, MARK_BEGIN, MARK_END)
 
 
 def parse_args(argv):

@@ -38,7 +38,13 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from benchlib import fmt_ratio, git_rev, loadavg, meson_build_type  # noqa: E402
+from benchlib import fmt_ratio, git_rev, loadavg, machine_info, meson_build_type, write_marked  # noqa: E402
+from benchlib import percentile as _percentile  # noqa: E402
+
+
+def percentile(samples, p):
+    return _percentile(samples, p, empty=float("nan"))
+
 
 try:
     import zmq
@@ -72,17 +78,6 @@ def log(msg):
 # --------------------------------------------------------------------------
 # statistics / formatting
 # --------------------------------------------------------------------------
-
-
-def percentile(samples, p):
-    """Linear interpolation between closest ranks (numpy's default method)."""
-    s = sorted(samples)
-    if not s:
-        return float("nan")
-    k = (len(s) - 1) * p / 100.0
-    lo = int(k)
-    hi = min(lo + 1, len(s) - 1)
-    return s[lo] + (s[hi] - s[lo]) * (k - lo)
 
 
 def mean(samples):
@@ -139,29 +134,6 @@ def descendants(pid):
             out.append(c)
             todo.append(c)
     return out
-
-
-def machine_info():
-    cpu = "unknown"
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    cpu = line.split(":", 1)[1].strip()
-                    break
-    except OSError:
-        pass
-    try:
-        nproc = len(os.sched_getaffinity(0))
-    except AttributeError:
-        nproc = os.cpu_count()
-    return {
-        "nproc": nproc,
-        "cpu": cpu,
-        "kernel": f"{platform.system()} {platform.release()}",
-        "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-    }
-
 
 
 # --------------------------------------------------------------------------
@@ -742,10 +714,15 @@ class Bench:
                           lambda s: percentile(s, 50), 0)
             lines.append(text)
         mib = lambda key: (lambda n: mem[n][key] / 1024)  # noqa: E731
-        lines.append(row("idle RSS (MiB)", mib("rss"), lambda v: v, 1)[0])
-        lines.append(row("idle PSS (MiB)", mib("pss"), lambda v: v, 1)[0])
         if any(mem[n]["children"] for n in names):
-            lines.append(row("idle PSS incl. child processes (MiB)", mib("tree_pss"), lambda v: v, 1)[0])
+            # A sandboxed sandcell kernel is three processes (supervisor, middle, kernel):
+            # only the whole tree compares with ipykernel's one process.
+            lines.append(row("idle PSS, all the kernel's processes (MiB)", mib("tree_pss"), lambda v: v, 1)[0])
+            lines.append(row("idle RSS, process started (MiB)", mib("rss"), lambda v: v, 1)[0])
+            lines.append(row("idle PSS, process started (MiB)", mib("pss"), lambda v: v, 1)[0])
+        else:
+            lines.append(row("idle RSS (MiB)", mib("rss"), lambda v: v, 1)[0])
+            lines.append(row("idle PSS (MiB)", mib("pss"), lambda v: v, 1)[0])
         lines.append("")
         lines.append(
             "start: `KernelManager.start_kernel()` to first `kernel_info_reply` "
@@ -754,7 +731,8 @@ class Bench:
             "received, on plain zmq sockets from `KernelManager.connect_shell/iopub` with jupyter_client's "
             "`Session` signing requests and replies' signatures checked but only headers decoded; the "
             "BlockingKernelClient row is the stock client path (full deserialization, asyncio wrapper). memory: `/proc/PID/smaps_rollup` of the kernel "
-            f"process after start and one `{CODE}`, both kernels alive. Ratios > 1 favour sandcell."
+            f"process after start and one `{CODE}`, both kernels alive (with the sandbox, the process started is "
+            "sandcell's supervisor; its middle process and the sandboxed kernel are its children). Ratios > 1 favour sandcell."
         )
         for note in self.notes:
             lines.append("")
@@ -769,24 +747,7 @@ class Bench:
 
 
 def write_markdown(path, report):
-    """Replace the marked region of an existing file, or write the report as the file."""
-    block = f"{MARK_BEGIN}\n{report}{MARK_END}\n"
-    try:
-        with open(path) as f:
-            old = f.read()
-    except FileNotFoundError:
-        old = None
-    if old is not None and MARK_BEGIN in old and MARK_END in old:
-        head, rest = old.split(MARK_BEGIN, 1)
-        _, tail = rest.split(MARK_END, 1)
-        tail = tail.lstrip("\n")
-        new = head + block + ("\n" + tail if tail else "")
-    else:
-        new = report
-    tmp = path + ".tmp"
-    with open(tmp, "w") as f:
-        f.write(new)
-    os.replace(tmp, path)
+    write_marked(path, report, MARK_BEGIN, MARK_END)
 
 
 def parse_args(argv):

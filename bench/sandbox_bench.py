@@ -43,7 +43,7 @@ import time
 import uuid
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from benchlib import fmt_ratio, git_rev, loadavg, meson_build_type  # noqa: E402
+from benchlib import machine_info, percentile, fmt_ratio, git_rev, loadavg, meson_build_type, write_marked  # noqa: E402
 
 try:
     import zmq
@@ -83,43 +83,10 @@ def log(msg):
 # --------------------------------------------------------------------------
 
 
-def percentile(samples, p):
-    """Linear interpolation between closest ranks (numpy's default method)."""
-    s = sorted(samples)
-    if not s:
-        return None
-    k = (len(s) - 1) * p / 100.0
-    lo = int(k)
-    hi = min(lo + 1, len(s) - 1)
-    return s[lo] + (s[hi] - s[lo]) * (k - lo)
-
-
 def fmt_num(v, digits, sign=False):
     if v is None:
         return "n/a"
     return f"{v:+.{digits}f}" if sign else f"{v:.{digits}f}"
-
-
-def machine_info():
-    cpu = "unknown"
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    cpu = line.split(":", 1)[1].strip()
-                    break
-    except OSError:
-        pass
-    try:
-        nproc = len(os.sched_getaffinity(0))
-    except AttributeError:
-        nproc = os.cpu_count()
-    return {
-        "nproc": nproc,
-        "cpu": cpu,
-        "kernel": f"{platform.system()} {platform.release()}",
-        "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-    }
 
 
 def smaps_rollup(pid):
@@ -782,24 +749,7 @@ class Bench:
 
 
 def write_markdown(path, report):
-    """Replace the marked region of path; append it (with the markers) when they are missing."""
-    block = f"{MARK_BEGIN}\n{report}{MARK_END}\n"
-    try:
-        with open(path) as f:
-            old = f.read()
-    except FileNotFoundError:
-        old = ""
-    if MARK_BEGIN in old and MARK_END in old:
-        head, rest = old.split(MARK_BEGIN, 1)
-        _, tail = rest.split(MARK_END, 1)
-        tail = tail.lstrip("\n")
-        new = head + block + ("\n" + tail if tail else "")
-    else:
-        new = old.rstrip("\n") + ("\n\n" if old else "") + block
-    tmp = path + ".tmp"
-    with open(tmp, "w") as f:
-        f.write(new)
-    os.replace(tmp, path)
+    write_marked(path, report, MARK_BEGIN, MARK_END)
 
 
 def parse_args(argv):

@@ -510,8 +510,7 @@ static void gw_kernel_death(const struct gw_kernel *k, int status, int si_code, 
  */
 static void gw_exec_fail_all(struct gw_kernel *k, const struct gw_death *d)
 {
-	while (k->execs) {
-		struct gw_exec *e = k->execs;
+	for (struct gw_exec *e = k->execs; e; e = e->next) {
 		json_t *error, *reply, *idle;
 
 		error = json_pack("{s:s, s:s, s:[s], s:s}", "ename", d->ename, "evalue", d->evalue,
@@ -526,14 +525,8 @@ static void gw_exec_fail_all(struct gw_kernel *k, const struct gw_death *d)
 		json_decref(error);
 		json_decref(reply);
 		json_decref(idle);
-		k->execs = e->next;
-		gw_exec_free(e);
 	}
-	k->n_execs = 0;
-	gw_exec_free(k->exec_done);
-	k->exec_done = NULL;
-	lws_sul_cancel(&k->sul_wall);
-	lws_sul_cancel(&k->sul_wall_kill);
+	gw_exec_clear(k);
 }
 
 /* ---- sending to the kernel ---- */

@@ -11,23 +11,16 @@
 #include <zmq.h>
 
 #include "kern.h"
+#include "kern_log.h"
 #include "proto_zmq.h"
 
 void kern_log(struct kern *k, const char *fmt, ...)
 {
-	char line[512];
-	int n = snprintf(line, sizeof(line), "sandcell-kernel[%d]: ", (int)getpid());
 	va_list ap;
 
 	va_start(ap, fmt);
-	n += vsnprintf(line + n, sizeof(line) - (size_t)n - 1, fmt, ap);
+	kern_vlog(k->log_fd, fmt, ap);
 	va_end(ap);
-	if (n > (int)sizeof(line) - 2)
-		n = (int)sizeof(line) - 2;
-	line[n++] = '\n';
-	if (write(k->log_fd, line, (size_t)n) < 0) {
-		/* Nowhere left to report it. */
-	}
 }
 
 char *kern_header_dump(const struct proto_msg *m)

@@ -31,6 +31,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "kern_log.h"
+
 #define KERN_SB_UID            1000    /* the kernel's uid and gid inside its user namespace */
 #define KERN_SB_OUTER_UID_BASE 1000000 /* + the supervisor's pid, when it runs as root */
 #define KERN_SB_HOSTNAME       "sandcell"
@@ -168,19 +170,11 @@ static void sb_log(const struct kern_sandbox *sb, const char *fmt, ...)
 
 static void sb_log(const struct kern_sandbox *sb, const char *fmt, ...)
 {
-	char line[1024];
-	int n = snprintf(line, sizeof(line), "sandcell-kernel: ");
 	va_list ap;
 
 	va_start(ap, fmt);
-	n += vsnprintf(line + n, sizeof(line) - (size_t)n - 1, fmt, ap);
+	kern_vlog(sb->log_fd, fmt, ap);
 	va_end(ap);
-	if (n > (int)sizeof(line) - 2)
-		n = (int)sizeof(line) - 2;
-	line[n++] = '\n';
-	if (write(sb->log_fd, line, (size_t)n) < 0) {
-		/* nowhere left to say it */
-	}
 }
 
 static void sb_set(struct kern_sandbox *sb, enum kern_layer l, bool on, const char *fmt, ...)
