@@ -205,7 +205,7 @@ Test(gw_config, defaults_are_the_documented_ones)
 	cr_expect_not(cfg.check_sandbox);
 	cr_expect_eq(cfg.profiles[GW_PROFILE_STRICT].memory, (size_t)100 << 20);
 	cr_expect_eq(cfg.profiles[GW_PROFILE_MODERATE].wall_time, 300.0);
-	cr_expect_eq(cfg.profiles[GW_PROFILE_PERMISSIVE].processes, 64);
+	cr_expect_eq(cfg.profiles[GW_PROFILE_PERMISSIVE].processes, 128);
 	cr_expect_eq(cfg.profiles[GW_PROFILE_CUSTOM].kind, GW_PROFILE_CUSTOM);
 }
 

@@ -407,7 +407,7 @@ Test(gw_profile, a_request_never_raises_a_limit)
 	         "limit of 512 MB"},
 	        {"{\"cpu_time\": 301}", "\"cpu_time\"", "301 s"},
 	        {"{\"wall_time\": 300.5}", "\"wall_time\"", "300.5 s"},
-	        {"{\"processes\": 17}", "\"processes\"", "17 is above"},
+	        {"{\"processes\": 33}", "\"processes\"", "33 is above"},
 	        {"{\"threads\": 33}", "\"threads\"", "limit of 32"},
 	        {"{\"open_files\": 257}", "\"open_files\"", NULL},
 	        {"{\"file_size\": \"129MB\"}", "\"file_size\"", NULL},

@@ -104,6 +104,24 @@ def mount_setattr(path, set_=0, clr=0, recursive=True):
         raise OSError(e, "mount_setattr(%s): %s" % (path, os.strerror(e)))
 
 
+def clone_tree(path):
+    """open_tree(OPEN_TREE_CLONE | AT_RECURSIVE): a detached copy of the mounts at path."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    fd = libc.syscall(428, -100, path.encode(), 1 | 0x8000 | os.O_CLOEXEC)  # AT_FDCWD
+    if fd < 0:
+        e = ctypes.get_errno()
+        raise OSError(e, "open_tree(%s): %s" % (path, os.strerror(e)))
+    return fd
+
+
+def attach_tree(fd, path):
+    """move_mount(MOVE_MOUNT_F_EMPTY_PATH): puts a detached tree at path."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.syscall(429, fd, b"", -100, path.encode(), 0x4) != 0:
+        e = ctypes.get_errno()
+        raise OSError(e, "move_mount(%s): %s" % (path, os.strerror(e)))
+
+
 OVERLAID = ["/etc", "/usr/lib/python3/dist-packages", "/usr/local/lib/python3.11/dist-packages",
             "/usr/lib/python3.11"]
 TMPFS = [("/tmp", "1777", "4g"), ("/root", "0755", "64m"), ("/run", "0755", "64m"),
@@ -118,10 +136,22 @@ def setup_outer_net(bdir):
     if devs != ["lo"]:
         raise RuntimeError("the network namespace is not new: interfaces %r" % devs)
     sh("mount", "--make-rprivate", "/")
+    # The source tree and the build may live under a directory the net covers with a fresh
+    # tmpfs (a CI clone in /tmp): take a copy of their mounts first, put it back on top.
+    covered = [d for d, _, _ in TMPFS if os.path.isdir(d)]
+    keep = []
+    for path in sorted({os.path.realpath(REPO), os.path.realpath(bdir)}):
+        if any(path == d or path.startswith(d + "/") for d in covered) and \
+                not any(path.startswith(k + "/") for k, _ in keep):
+            keep.append((path, clone_tree(path)))
     for d, mode, size in TMPFS:
         if os.path.isdir(d):
             sh("mount", "-t", "tmpfs", "-o", "mode=%s,size=%s" % (mode, size), "scsec-" +
                d.strip("/").replace("/", "-"), d)
+    for path, fd in keep:
+        os.makedirs(path, exist_ok=True)
+        attach_tree(fd, path)
+        os.close(fd)
     os.makedirs(SCRATCH, exist_ok=True)
     overlays = []
     for i, d in enumerate(OVERLAID):
@@ -138,9 +168,12 @@ def setup_outer_net(bdir):
     # namespace. The invariants restore kernel.core_pattern if an attack ever changes it.
     sh("mount", "--bind", bdir, bdir)
     mount_setattr("/", set_=MOUNT_ATTR_RDONLY)
-    for d in ["/tmp", "/root", "/run", "/var/tmp", "/dev", "/sys/fs/cgroup", bdir]:
+    for d in ["/tmp", "/root", "/run", "/var/tmp", "/dev", "/sys/fs/cgroup"]:
         if os.path.isdir(d):
             mount_setattr(d, clr=MOUNT_ATTR_RDONLY, recursive=True)
+    for path, _ in keep:  # the source tree put back under a scratch tmpfs stays read-only
+        mount_setattr(path, set_=MOUNT_ATTR_RDONLY, recursive=True)
+    mount_setattr(bdir, clr=MOUNT_ATTR_RDONLY, recursive=True)
     for d, _ in overlays:
         mount_setattr(d, clr=MOUNT_ATTR_RDONLY, recursive=False)
     mount_setattr("/proc", clr=MOUNT_ATTR_RDONLY, recursive=False)
