@@ -295,6 +295,19 @@ class Ctx:
         self.kernel_exe = os.path.join(self.bdir, "kernel", "sandcell-kernel")
         self.probe = os.environ.get("SCSEC_PROBE") or os.path.join(
             self.bdir, "tests", "security", "syscall_probe")
+        # A sanitizer build (the kernel says so) has no address-space limit by design.
+        try:
+            report = json.loads(subprocess.run(
+                [self.kernel_exe, "--check-sandbox", "--json", "--profile", "strict"],
+                capture_output=True, text=True, timeout=60).stdout)
+            self.sanitizer_build = bool(report["host"].get("sanitizer_build"))
+        except (OSError, ValueError, KeyError, subprocess.TimeoutExpired):
+            self.sanitizer_build = False
+        # Attacks crash kernels on purpose: they must die of their signal, as in a release
+        # build, not be caught and reported by the sanitizer as if sandcell had a bug.
+        for var in ("ASAN_OPTIONS", "UBSAN_OPTIONS"):
+            if os.environ.get(var):
+                os.environ[var] += ":handle_segv=0:handle_sigbus=0:handle_abort=0:handle_sigfpe=0:handle_sigill=0"
         self.marker_dir = os.path.join(SCRATCH, "host")
         os.makedirs(self.marker_dir, exist_ok=True)
         os.chmod(self.marker_dir, 0o1777)
