@@ -50,6 +50,7 @@ import time
 import uuid
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from benchlib import machine_info as benchlib_machine_info  # noqa: E402
 from benchlib import percentile, fmt_ratio, git_rev, loadavg, meson_build_type, write_marked  # noqa: E402
 
 try:
@@ -179,36 +180,18 @@ def smaps_rollup(pid):
 
 
 def machine_info():
-    cpu = "unknown"
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    cpu = line.split(":", 1)[1].strip()
-                    break
-    except OSError:
-        pass
-    try:
-        nproc = len(os.sched_getaffinity(0))
-    except AttributeError:
-        nproc = os.cpu_count()
-    mem = "?"
+    """benchlib's machine facts and the machine's memory."""
+    info = benchlib_machine_info()
+    info["memory"] = "?"
     try:
         with open("/proc/meminfo") as f:
             for line in f:
                 if line.startswith("MemTotal:"):
-                    mem = f"{int(line.split()[1]) / 1024 / 1024:.1f} GiB RAM"
+                    info["memory"] = f"{int(line.split()[1]) / 1024 / 1024:.1f} GiB RAM"
                     break
     except OSError:
         pass
-    return {
-        "nproc": nproc,
-        "cpu": cpu,
-        "memory": mem,
-        "kernel": f"{platform.system()} {platform.release()}",
-        "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-    }
-
+    return info
 
 
 def pkg_version(name):

@@ -1335,7 +1335,7 @@ int kern_sandbox_enter(struct kern_sandbox *sb, const int *keep, size_t n_keep)
 	                     CLONE_NEWUTS | CLONE_NEWCGROUP | (sb->network ? 0 : CLONE_NEWNET);
 	unsigned long flags = 0;
 	struct sb_cgroup cg;
-	int up[2], down[2], lg[2] = {-1, -1}, r;
+	int up[2] = {-1, -1}, down[2] = {-1, -1}, lg[2] = {-1, -1}, r;
 	uint64_t pids_max = 0;
 	pid_t middle;
 	uid_t outer;
@@ -1346,21 +1346,19 @@ int kern_sandbox_enter(struct kern_sandbox *sb, const int *keep, size_t n_keep)
 	 * and a few for the interpreter; user code gets its processes and threads on top. */
 	if (sb->processes || sb->threads)
 		pids_max = 12 + sb_task_budget(sb);
-	sb_cgroup_setup(sb, &cg, pids_max);
-	if (geteuid() == 0)
-		setgroups(0, NULL); /* nothing of root's groups may follow the kernel */
-	if (pipe2(up, O_CLOEXEC) < 0)
-		return -errno;
-	if (pipe2(down, O_CLOEXEC) < 0 || pipe2(lg, O_CLOEXEC) < 0) {
+	if (pipe2(up, O_CLOEXEC) < 0 || pipe2(down, O_CLOEXEC) < 0 || pipe2(lg, O_CLOEXEC) < 0) {
 		r = -errno;
-		close(up[0]);
-		close(up[1]);
-		if (lg[0] < 0) {
-			close(down[0]);
-			close(down[1]);
+		for (int i = 0; i < 2; i++) {
+			if (up[i] >= 0)
+				close(up[i]);
+			if (down[i] >= 0)
+				close(down[i]);
 		}
 		return r;
 	}
+	sb_cgroup_setup(sb, &cg, pids_max);
+	if (geteuid() == 0)
+		setgroups(0, NULL); /* nothing of root's groups may follow the kernel */
 	outer = geteuid() == 0 ? (uid_t)(KERN_SB_OUTER_UID_BASE + getpid()) : geteuid();
 	/* The kernel comes back to us if the middle process dies first: we end after it. */
 	prctl(PR_SET_CHILD_SUBREAPER, 1);
