@@ -167,33 +167,6 @@ static void gw_replay_note_parent(struct gw_replay *r, const struct proto_buf *p
 	r->dropped_parent.len = parent->len;
 }
 
-/* Unlinks and frees held messages until need more bytes fit, output first. */
-static void gw_replay_make_room(struct gw_replay *r, size_t need, size_t cap)
-{
-	for (int pass = 0; pass < 2 && r->bytes + need > cap; pass++) {
-		struct gw_held **pp = &r->head, *prev = NULL;
-
-		while (*pp && r->bytes + need > cap) {
-			struct gw_held *o = *pp;
-
-			if (pass == 0 && !o->droppable) {
-				prev = o;
-				pp = &o->next;
-				continue;
-			}
-			*pp = o->next;
-			if (r->tail == o)
-				r->tail = prev;
-			r->bytes -= o->size;
-			r->count--;
-			r->dropped++;
-			r->dropped_bytes += o->size;
-			gw_replay_note_parent(r, &o->msg.parent);
-			gw_held_free(o);
-		}
-	}
-}
-
 /*
  * For a `stream` message larger than the cap: new content JSON whose text keeps only its
  * newest part, so that at most max bytes of content remain. Returns 0 with *out owned and *cut
@@ -234,6 +207,63 @@ static int gw_stream_tail(const struct proto_buf *content, size_t max, struct pr
 	}
 	json_decref(c);
 	return r;
+}
+
+/*
+ * Output that only needs to shrink by over bytes keeps its newest part instead of going
+ * whole: true when o was trimmed in place and now frees enough.
+ */
+static bool gw_replay_trim(struct gw_replay *r, struct gw_held *o, size_t over)
+{
+	struct proto_buf content;
+	size_t cut = 0, old;
+
+	if (!o->droppable || strcmp(o->msg.msg_type, "stream") || o->msg.n_buffers ||
+	    o->msg.content.len < over + 256)
+		return false;
+	if (gw_stream_tail(&o->msg.content, o->msg.content.len - over, &content, &cut))
+		return false;
+	old = o->msg.content.len;
+	free(o->msg.content.data);
+	o->msg.content = content;
+	o->size = o->size - old + content.len;
+	r->bytes = r->bytes - old + content.len;
+	r->dropped++;
+	r->dropped_bytes += cut;
+	gw_replay_note_parent(r, &o->msg.parent);
+	return true;
+}
+
+/* Unlinks and frees held messages until need more bytes fit, output first. */
+static void gw_replay_make_room(struct gw_replay *r, size_t need, size_t cap)
+{
+	for (int pass = 0; pass < 2 && r->bytes + need > cap; pass++) {
+		struct gw_held **pp = &r->head, *prev = NULL;
+
+		while (*pp && r->bytes + need > cap) {
+			struct gw_held *o = *pp;
+
+			if (pass == 0 && !o->droppable) {
+				prev = o;
+				pp = &o->next;
+				continue;
+			}
+			if (gw_replay_trim(r, o, r->bytes + need - cap)) {
+				prev = o;
+				pp = &o->next;
+				continue;
+			}
+			*pp = o->next;
+			if (r->tail == o)
+				r->tail = prev;
+			r->bytes -= o->size;
+			r->count--;
+			r->dropped++;
+			r->dropped_bytes += o->size;
+			gw_replay_note_parent(r, &o->msg.parent);
+			gw_held_free(o);
+		}
+	}
 }
 
 int gw_replay_hold(struct gw_replay *r, const struct proto_ws_msg *m, bool droppable, size_t cap)

@@ -239,6 +239,63 @@ Test(gw_buffer, replay_keeps_the_newest_part_of_a_large_stream)
 	gw_replay_clear(&r);
 }
 
+/* A stream that fills the buffer is trimmed, not dropped whole, when a reply needs room. */
+Test(gw_buffer, replay_trims_held_output_to_make_room)
+{
+	struct gw_replay r = {0};
+	struct proto_ws_msg m = {0};
+	struct gw_held *h;
+	size_t bytes;
+	char text[2000];
+	json_t *content, *back;
+
+	for (size_t i = 0; i < sizeof(text) - 1; i++)
+		text[i] = (char)('a' + i % 26);
+	text[sizeof(text) - 5] = 'E';
+	text[sizeof(text) - 4] = 'N';
+	text[sizeof(text) - 3] = 'D';
+	text[sizeof(text) - 2] = '\n';
+	text[sizeof(text) - 1] = '\0';
+	content = json_pack("{s:s, s:s}", "name", "stdout", "text", text);
+	m.content.data = (unsigned char *)json_dumps(content, JSON_COMPACT | JSON_PRESERVE_ORDER);
+	m.content.len = strlen((char *)m.content.data);
+	json_decref(content);
+	m.header.data = (unsigned char *)strdup("s1");
+	m.header.len = 2;
+	m.parent.data = (unsigned char *)strdup("{}");
+	m.parent.len = 2;
+	m.metadata.data = (unsigned char *)strdup("{}");
+	m.metadata.len = 2;
+	snprintf(m.msg_type, sizeof(m.msg_type), "stream");
+	snprintf(m.msg_id, sizeof(m.msg_id), "s1");
+	/* The whole output is held: it fits, with 100 bytes to spare. */
+	cr_assert_eq(gw_replay_hold(&r, &m, true, m.content.len + 6 + 100), 0);
+	/* A reply of 400 bytes arrives: the output keeps its end and the reply is kept too. */
+	hold(&r, "r2", 394, false, m.content.len + 6 + 100, 0);
+	cr_expect_eq(r.count, 2);
+	cr_expect_leq(r.bytes, m.content.len + 6 + 100);
+	h = gw_replay_pop(&r);
+	cr_assert_not_null(h);
+	cr_expect_str_eq(h->msg.msg_id, "s1");
+	back = json_loadb((const char *)h->msg.content.data, h->msg.content.len, 0, NULL);
+	cr_assert_not_null(back);
+	const char *kept = json_string_value(json_object_get(back, "text"));
+	cr_assert_not_null(kept);
+	cr_expect_gt(strlen(kept), 1000);
+	cr_expect_lt(strlen(kept), strlen(text));
+	cr_expect_str_eq(kept, text + strlen(text) - strlen(kept));
+	cr_expect_eq(gw_replay_take_dropped(&r, &bytes), 1);
+	cr_expect_eq(bytes, strlen(text) - strlen(kept));
+	json_decref(back);
+	gw_held_free(h);
+	h = gw_replay_pop(&r);
+	cr_assert_not_null(h);
+	cr_expect_str_eq(h->msg.msg_id, "r2");
+	gw_held_free(h);
+	proto_ws_msg_clear(&m);
+	gw_replay_clear(&r);
+}
+
 Test(gw_buffer, routes_find_the_requester_newest_first)
 {
 	static struct gw_routes r; /* large: not on the stack */
