@@ -26,6 +26,9 @@
 
 struct gw_kernel;
 struct gw_conn;
+struct gw_task;
+struct gw_tsession;
+struct gw_history;
 
 /* One ZeroMQ socket of a kernel, its fd adopted into the lws loop. */
 struct gw_channel {
@@ -64,6 +67,7 @@ struct gw_exec {
 	size_t output;           /* bytes of output counted against the profile's cap */
 	bool capped;             /* the cap was reached (and the clients told so) */
 	bool armed;              /* its wall-clock timer was started */
+	double wall;             /* its wall-clock limit in seconds (the profile's or lower) */
 };
 
 /* execute_requests a kernel may have waiting; more are refused with a notice. */
@@ -109,7 +113,10 @@ struct gw_kernel {
 	lws_sorted_usec_list_t sul_wall;      /* the oldest request's wall-clock limit */
 	lws_sorted_usec_list_t sul_wall_kill; /* after its interrupt: kill if still running */
 	char wall_msg_id[128];                /* the request interrupted for its wall-clock limit */
+	double wall_secs;                     /* and that limit */
 	bool wall_killed;                     /* the process was killed for it */
+	struct gw_task *task; /* the task whose execution runs here (not owned), or NULL */
+	bool oneshot;         /* a task's throw-away kernel: never restarted, output not held */
 };
 
 /* Per-connection data of a kernel WebSocket (lws allocates it). */
@@ -127,6 +134,9 @@ struct gw_conn {
 	bool closing;
 	char close_reason[124];
 	int close_code;
+	struct gw_server *srv;
+	bool tasks_only; /* /python/ws: task frames only, no kernel */
+	size_t n_tasks;  /* tasks in flight whose events go here */
 };
 
 struct gw_server {
@@ -145,8 +155,12 @@ struct gw_server {
 	int exit_code;
 	lws_sorted_usec_list_t sul_cull;
 	struct gw_session *sessions;
-	json_t *sandbox;         /* owned: the kernel's --check-sandbox report, or NULL */
-	char sandbox_error[512]; /* why there is no report */
+	json_t *sandbox;               /* owned: the kernel's --check-sandbox report, or NULL */
+	char sandbox_error[512];       /* why there is no report */
+	struct gw_task *tasks;         /* owned: tasks not finished yet */
+	struct gw_tsession *tsessions; /* owned: interactive task sessions */
+	struct gw_history *history;    /* owned: the execution history, or NULL */
+	lws_sorted_usec_list_t sul_tsessions; /* expiry of idle task sessions */
 };
 
 /* REST /api/sessions model. */

@@ -47,9 +47,14 @@ struct gw_config {
 	                            * this host lacks: false */
 	struct gw_profile profiles[GW_PROFILE_COUNT]; /* "profiles" (file only): built-in
 	                                               * defaults, overridden key by key */
-	bool custom_profile; /* "profiles": {"custom": ...} given: kernelspec sandcell-custom */
-	bool check_sandbox;  /* --check-sandbox (command line only) */
-	bool check_json;     /* --json with --check-sandbox */
+	bool custom_profile;  /* "profiles": {"custom": ...} given: kernelspec sandcell-custom */
+	char *scripts_dir;    /* --scripts-dir: execute_file's root; NULL = refused */
+	char *history_db;     /* --history-db: NULL = the XDG state default */
+	int history_max_rows; /* --history-max-rows: 100000 */
+	double session_idle_timeout;  /* --session-idle-timeout seconds: 1800 */
+	int max_tasks_per_connection; /* --max-tasks-per-connection: 32 */
+	bool check_sandbox;           /* --check-sandbox (command line only) */
+	bool check_json;              /* --json with --check-sandbox */
 };
 
 /* What gw_config_load asks the caller to do next. */

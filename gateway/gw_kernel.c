@@ -25,6 +25,7 @@
 #include "gw_channel.h"
 #include "gw_sandbox.h"
 #include "gw_server.h"
+#include "gw_task.h"
 #include "gw_ws.h"
 #include "proto_sign.h"
 #include "proto_wire.h"
@@ -200,8 +201,11 @@ static void gw_kernel_deliver(struct gw_kernel *k, const struct proto_ws_msg *m,
 {
 	struct gw_conn *to;
 
+	if (k->task && gw_task_observe(k->task, m, reply_to) && m->channel != PROTO_WS_IOPUB)
+		return;
 	if (!k->conns) {
-		gw_kernel_hold(k, m, false);
+		if (!k->oneshot)
+			gw_kernel_hold(k, m, false);
 		return;
 	}
 	if (m->channel == PROTO_WS_IOPUB) {
@@ -309,7 +313,7 @@ static void gw_exec_arm(struct gw_kernel *k)
 		return;
 	e->armed = true;
 	lws_sul_schedule(k->srv->cx, 0, &k->sul_wall, gw_exec_wall_cb,
-	                 (lws_usec_t)(k->profile.wall_time * LWS_US_PER_SEC));
+	                 (lws_usec_t)(e->wall * LWS_US_PER_SEC));
 }
 
 /* The kernel answered request msg_id: it is done, the next one starts its clock. */
@@ -425,6 +429,8 @@ static void gw_exec_capped(struct gw_kernel *k, const struct gw_exec *e)
 	content = json_pack("{s:s, s:s}", "name", "stderr", "text", text);
 	gw_kernel_say(k, PROTO_WS_IOPUB, "stream", content, e);
 	json_decref(content);
+	if (k->task)
+		gw_task_output_capped(k->task, e->msg_id);
 }
 
 static int gw_kernel_send_own(struct gw_kernel *k, enum proto_ws_channel which,
@@ -453,7 +459,8 @@ static void gw_exec_wall_cb(lws_sorted_usec_list_t *sul)
 
 	if (!k->execs || !k->pid_wsi)
 		return;
-	gw_profile_format_seconds(k->profile.wall_time, secs, sizeof(secs));
+	k->wall_secs = k->execs->wall;
+	gw_profile_format_seconds(k->wall_secs, secs, sizeof(secs));
 	snprintf(reason, sizeof(reason), "wall-clock timeout of %s", secs);
 	snprintf(k->wall_msg_id, sizeof(k->wall_msg_id), "%s", k->execs->msg_id);
 	gw_log(k->srv, GW_INFO, "kernel %s: request %.40s: %s, interrupting it", k->id,
@@ -474,7 +481,7 @@ static void gw_kernel_death(const struct gw_kernel *k, int status, int si_code, 
 	d->kind = "crash";
 	d->ename = "KernelDied";
 	if (k->wall_killed) {
-		gw_profile_format_seconds(k->profile.wall_time, secs, sizeof(secs));
+		gw_profile_format_seconds(k->wall_secs, secs, sizeof(secs));
 		d->kind = "wall_time";
 		d->ename = "TimeoutError";
 		snprintf(d->evalue, sizeof(d->evalue), "wall-clock timeout of %s", secs);
@@ -569,6 +576,12 @@ static int gw_kernel_send_own(struct gw_kernel *k, enum proto_ws_channel which,
 
 int gw_kernel_send(struct gw_kernel *k, struct gw_conn *from, const struct proto_ws_msg *m)
 {
+	return gw_kernel_send_task(k, from, m, 0);
+}
+
+int gw_kernel_send_task(struct gw_kernel *k, struct gw_conn *from, const struct proto_ws_msg *m,
+                        double wall)
+{
 	struct gw_exec *e = NULL;
 	int r;
 
@@ -583,6 +596,7 @@ int gw_kernel_send(struct gw_kernel *k, struct gw_conn *from, const struct proto
 		e = gw_exec_new(m);
 		if (!e)
 			return -ENOMEM;
+		e->wall = wall > 0 && wall < k->profile.wall_time ? wall : k->profile.wall_time;
 	}
 	r = gw_kernel_send_parts(k, m->channel, m);
 	if (r < 0) {
@@ -720,8 +734,10 @@ void gw_kernel_on_message(struct gw_kernel *k, enum proto_ws_channel which,
 			goto out;
 		if (cut.data)
 			m.content = cut;
+		if (k->task)
+			gw_task_observe(k->task, &m, parent_id);
 		/* Before it is ready a kernel has nothing a client missed (its "starting"). */
-		if (!k->conns && k->ready)
+		if (!k->conns && k->ready && !k->oneshot)
 			gw_kernel_hold(k, &m, gw_msg_is_droppable(msg_type));
 		for (struct gw_conn *c = k->conns; c; c = c->next)
 			gw_ws_send(c, &m, gw_msg_is_droppable(msg_type));
@@ -739,6 +755,9 @@ void gw_kernel_on_message(struct gw_kernel *k, enum proto_ws_channel which,
 	}
 	if (which == PROTO_WS_SHELL && !strcmp(msg_type, "execute_reply"))
 		gw_exec_answered(k, parent_id);
+	/* A task's replies are its own. */
+	if (k->task && gw_task_observe(k->task, &m, parent_id))
+		goto out;
 	{
 		struct gw_conn *to = gw_routes_find(&k->routes, parent_id);
 
@@ -970,6 +989,7 @@ static void gw_kernel_free(struct gw_kernel *k)
 		}
 	}
 	srv->n_kernels--;
+	gw_task_kernel_gone(srv, k);
 	for (struct gw_session *s = srv->sessions; s; s = s->next)
 		if (s->kernel == k)
 			s->kernel = NULL;
@@ -1052,6 +1072,11 @@ static void gw_kernel_exited(struct gw_kernel *k, int status_code, int si_code)
 	       si_code == CLD_EXITED ? "exit status" : "signal", status_code,
 	       k->err_line[0] ? "; its last words: " : "", k->err_line);
 	gw_exec_fail_all(k, &d);
+	if (k->oneshot) {
+		/* A task's throw-away kernel: its task was told; it is not started again. */
+		gw_kernel_give_up(k, d.evalue);
+		return;
+	}
 	if (si_code == CLD_EXITED && status_code == GW_EXIT_SANDBOX) {
 		/* It cannot run here at all: restarting would only fail again. */
 		snprintf(why, sizeof(why), "the kernel could not set up its sandbox: %s",
@@ -1176,6 +1201,16 @@ int gw_kernel_start(struct gw_server *srv, const char *name, const json_t *narro
 	}
 	*out = k;
 	return 0;
+}
+
+void gw_kernel_interrupt_request(struct gw_kernel *k, const char *reason)
+{
+	json_t *content = reason ? json_pack("{s:s}", "reason", reason) : json_object();
+
+	if (!content ||
+	    gw_kernel_send_own(k, PROTO_WS_CONTROL, "interrupt_request", content, NULL, 0) < 0)
+		gw_log(k->srv, GW_WARN, "kernel %s: could not send an interrupt", k->id);
+	json_decref(content);
 }
 
 void gw_kernel_interrupt(struct gw_kernel *k)

@@ -32,6 +32,12 @@ struct gw_kernel *gw_kernel_find(struct gw_server *srv, const char *id);
 /* The REST model {id, name, last_activity, execution_state, connections} (new reference). */
 json_t *gw_kernel_model(const struct gw_kernel *k);
 
+/*
+ * Sends the kernel an interrupt_request on control: with a reason (the kernel then raises
+ * TimeoutError(reason)) or without (KeyboardInterrupt).
+ */
+void gw_kernel_interrupt_request(struct gw_kernel *k, const char *reason);
+
 /* Sends SIGINT to the kernel's process group. */
 void gw_kernel_interrupt(struct gw_kernel *k);
 
@@ -53,6 +59,11 @@ void gw_kernel_detach(struct gw_kernel *k, struct gw_conn *c);
  * remembers who asked, so that the reply goes back to that connection. Returns 0 or -errno.
  */
 int gw_kernel_send(struct gw_kernel *k, struct gw_conn *from, const struct proto_ws_msg *m);
+
+/* As gw_kernel_send, for a task: an execute_request gets wall seconds (when lower than the
+ * profile's, > 0) as its wall-clock limit. from may be NULL. */
+int gw_kernel_send_task(struct gw_kernel *k, struct gw_conn *from, const struct proto_ws_msg *m,
+                        double wall);
 
 /* One multipart message arrived from the kernel on channel which (borrowed frames). */
 void gw_kernel_on_message(struct gw_kernel *k, enum proto_ws_channel which,

@@ -12,6 +12,7 @@
 
 #include "gw_kernel.h"
 #include "gw_sandbox.h"
+#include "gw_task.h"
 
 /* Splits "a/b/c" into at most n segments in place; returns how many. */
 static size_t gw_rest_split(char *path, char **seg, size_t n)
@@ -437,6 +438,19 @@ void gw_rest_handle(struct gw_server *srv, struct gw_http *h)
 
 	snprintf(path, sizeof(path), "%s", h->path);
 	n = gw_rest_split(path, seg, 6);
+	if (n >= 2 && n <= 3 && !strcmp(seg[0], "python")) {
+		static const char *const types[] = {"execute", "execute-file", "interactive",
+		                                    "validate", "batch"};
+
+		for (int i = 0; n == 2 && i < 5; i++) {
+			if (!strcmp(seg[1], types[i])) {
+				gw_task_http(srv, h, i);
+				return;
+			}
+		}
+		gw_task_rest(srv, h, seg, n);
+		return;
+	}
 	if (n == 0 || strcmp(seg[0], "api") != 0 || n > 5) {
 		gw_http_error(h, 404, "not found: /%s", h->path);
 		return;

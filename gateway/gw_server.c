@@ -24,6 +24,7 @@
 #include "gw_channel.h"
 #include "gw_kernel.h"
 #include "gw_rest.h"
+#include "gw_task.h"
 #include "gw_ws.h"
 
 #define GW_SIGNAL_PROTOCOL "sandcell-signal"
@@ -110,6 +111,7 @@ void gw_http_wait(struct gw_server *srv, struct gw_http *h, struct gw_kernel *k,
 void gw_server_kernel_event(struct gw_server *srv, struct gw_kernel *k, enum gw_wait_kind kind,
                             bool ok, const char *why)
 {
+	gw_task_kernel_event(srv, k, kind, ok, why);
 	for (struct gw_http *h = srv->waiters, *next; h; h = next) {
 		next = h->next_waiter;
 		if (h->wait_kernel != k || h->wait_kind != kind)
@@ -371,6 +373,18 @@ static struct gw_kernel *gw_ws_target(struct gw_server *srv, struct lws *wsi)
 	return gw_kernel_find(srv, id);
 }
 
+/* The task WebSocket: /python/ws below base_url. */
+static bool gw_ws_is_task_socket(struct gw_server *srv, struct lws *wsi)
+{
+	char uri[1024];
+	const char *below;
+
+	if (lws_hdr_copy(wsi, uri, sizeof(uri), WSI_TOKEN_GET_URI) <= 0)
+		return false;
+	below = gw_below_base(srv, uri);
+	return below && !strcmp(below, "python/ws");
+}
+
 static int gw_ws_filter(struct gw_server *srv, struct lws *wsi)
 {
 	char origin[256];
@@ -386,6 +400,8 @@ static int gw_ws_filter(struct gw_server *srv, struct lws *wsi)
 		lws_return_http_status(wsi, 403, "a valid token is required");
 		return -1;
 	}
+	if (gw_ws_is_task_socket(srv, wsi))
+		return 0;
 	k = gw_ws_target(srv, wsi);
 	if (!k || k->deleting) {
 		lws_return_http_status(wsi, 404, "no such kernel");
@@ -411,6 +427,13 @@ static void gw_ws_established(struct gw_server *srv, struct gw_pss *pss, struct 
 	setsockopt(lws_get_socket_fd(wsi), IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	memset(&pss->ws, 0, sizeof(pss->ws));
 	pss->ws.wsi = wsi;
+	pss->ws.srv = srv;
+	if (gw_ws_is_task_socket(srv, wsi)) {
+		pss->ws.tasks_only = true;
+		pss->ws.framing = PROTO_WS_LEGACY;
+		gw_log(srv, GW_INFO, "task WebSocket connected");
+		return;
+	}
 	if (!k) {
 		gw_ws_close(&pss->ws, LWS_CLOSE_STATUS_GOINGAWAY, "the kernel is gone");
 		return;
@@ -475,6 +498,8 @@ static int gw_server_callback(struct lws *wsi, enum lws_callback_reasons reason,
 	case LWS_CALLBACK_HTTP_DROP_PROTOCOL:
 		if (pss && pss->http.waiting)
 			gw_http_unwait(srv, &pss->http);
+		if (pss && pss->http.task)
+			gw_task_http_gone(srv, &pss->http);
 		if (pss) {
 			free(pss->http.body);
 			free(pss->http.resp);
@@ -655,6 +680,7 @@ int gw_server_init(struct gw_server *srv, struct gw_config *cfg)
 	if (r < 0)
 		return r;
 	gw_kernel_cull_start(srv);
+	gw_task_init(srv); /* without a history the task API still runs */
 	return 0;
 }
 
@@ -674,6 +700,7 @@ int gw_server_run(struct gw_server *srv)
 void gw_server_fini(struct gw_server *srv)
 {
 	srv->stopping = true;
+	gw_task_fini(srv);
 	if (srv->cx)
 		gw_kernel_kill_all(srv);
 	while (srv->sessions) {

@@ -30,6 +30,7 @@ struct gw_http {
 	struct gw_kernel *wait_kernel;
 	enum gw_wait_kind wait_kind;
 	struct gw_session *wait_session; /* POST /api/sessions: answer with the session model */
+	struct gw_task *task;            /* a task answering this request (not owned), or NULL */
 };
 
 /* Per-session data of every connection on the HTTP and WebSocket protocols. */

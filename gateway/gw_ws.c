@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "gw_kernel.h"
+#include "gw_task.h"
 #include "proto_utf8.h"
 
 void gw_ws_open(struct gw_conn *c, struct lws *wsi, struct gw_kernel *k,
@@ -17,6 +18,7 @@ void gw_ws_open(struct gw_conn *c, struct lws *wsi, struct gw_kernel *k,
 {
 	memset(c, 0, sizeof(*c));
 	c->wsi = wsi;
+	c->srv = k->srv;
 	c->framing = framing;
 	snprintf(c->session_id, sizeof(c->session_id), "%.120s", session_id);
 	gw_kernel_attach(k, c);
@@ -34,10 +36,25 @@ void gw_ws_close(struct gw_conn *c, int code, const char *reason)
 	lws_callback_on_writable(c->wsi);
 }
 
+static int gw_ws_enqueue(struct gw_conn *c, const struct proto_buf *buf, bool binary,
+                         bool droppable);
+
 static void gw_ws_dropped_notice(struct gw_conn *c)
 {
 	char text[256];
 	size_t bytes, n = gw_queue_take_dropped(&c->out, &bytes);
+
+	if (c->tasks_only) {
+		struct proto_buf b = {.data = (unsigned char *)text};
+
+		snprintf(text, sizeof(text),
+		         "{\"event\":\"dropped\",\"messages\":%zu,\"bytes\":%zu,\"message\":"
+		         "\"%zu events were dropped because this connection could not keep up\"}",
+		         n, bytes, n);
+		b.len = strlen(text);
+		gw_ws_enqueue(c, &b, false, false);
+		return;
+	}
 
 	snprintf(text, sizeof(text),
 	         "[sandcell] %zu output messages (%zu bytes) were dropped because this connection "
@@ -53,7 +70,7 @@ static void gw_ws_dropped_notice(struct gw_conn *c)
 static int gw_ws_enqueue(struct gw_conn *c, const struct proto_buf *buf, bool binary,
                          bool droppable)
 {
-	size_t cap = c->kernel ? c->kernel->srv->cfg->ws_queue_cap : (size_t)32 << 20;
+	size_t cap = c->srv ? c->srv->cfg->ws_queue_cap : (size_t)32 << 20;
 
 	if (c->closing)
 		return -EPIPE;
@@ -104,6 +121,15 @@ int gw_ws_send(struct gw_conn *c, const struct proto_ws_msg *m, bool droppable)
 	return r;
 }
 
+int gw_ws_send_text(struct gw_conn *c, const char *text, size_t len, bool droppable)
+{
+	struct proto_buf b = {.data = (unsigned char *)(uintptr_t)text, .len = len};
+
+	if (!c || !c->wsi)
+		return -EPIPE;
+	return gw_ws_enqueue(c, &b, false, droppable);
+}
+
 void gw_ws_notice(struct gw_conn *c, const char *text, const struct proto_buf *parent)
 {
 	struct proto_ws_msg m;
@@ -128,6 +154,25 @@ static void gw_ws_reject(struct gw_conn *c, const char *why)
 		       c->kernel->id, why);
 }
 
+/*
+ * A text frame on a kernel's channels socket that is a task, not a Jupyter message: a JSON
+ * object with "task" or "cancel" and no "header". Only frames that mention those keys are
+ * parsed twice.
+ */
+static bool gw_ws_is_task_frame(const unsigned char *rx, size_t len)
+{
+	json_t *j;
+	bool task;
+
+	if (!memmem(rx, len, "\"task\"", 6) && !memmem(rx, len, "\"cancel\"", 8))
+		return false;
+	j = json_loadb((const char *)rx, len, 0, NULL);
+	task = json_is_object(j) && !json_object_get(j, "header") &&
+	       (json_object_get(j, "task") || json_object_get(j, "cancel"));
+	json_decref(j);
+	return task;
+}
+
 int gw_ws_receive(struct gw_conn *c, const void *in, size_t len)
 {
 	struct gw_kernel *k = c->kernel;
@@ -136,9 +181,9 @@ int gw_ws_receive(struct gw_conn *c, const void *in, size_t len)
 	struct proto_error err = {{0}};
 	int r;
 
-	if (!k)
+	if ((!k && !c->tasks_only) || !c->srv)
 		return 0;
-	cap = k->srv->cfg->max_ws_frame;
+	cap = c->srv->cfg->max_ws_frame;
 	if (lws_is_first_fragment(c->wsi)) {
 		c->rx_len = 0;
 		c->rx_overflow = false;
@@ -168,6 +213,21 @@ int gw_ws_receive(struct gw_conn *c, const void *in, size_t len)
 
 		snprintf(why, sizeof(why), "message larger than the limit of %zu bytes", cap);
 		gw_ws_close(c, LWS_CLOSE_STATUS_MESSAGE_TOO_LARGE, why);
+		return 0;
+	}
+	if (c->tasks_only || (!c->rx_binary && gw_ws_is_task_frame(c->rx, c->rx_len))) {
+		if (c->rx_binary) {
+			gw_ws_close(c, LWS_CLOSE_STATUS_UNACCEPTABLE_OPCODE,
+			            "task frames are JSON text frames");
+			return 0;
+		}
+		if (!proto_utf8_is_valid(c->rx, c->rx_len)) {
+			gw_ws_close(c, LWS_CLOSE_STATUS_INVALID_PAYLOAD,
+			            "text frame is not valid UTF-8");
+			return 0;
+		}
+		gw_task_ws_frame(c->srv, c, c->rx, c->rx_len);
+		c->rx_len = 0;
 		return 0;
 	}
 	/* A legacy binary frame sent as text (a u32be count: starts with 0) is decoded as such. */
@@ -206,7 +266,7 @@ int gw_ws_writeable(struct gw_conn *c)
 		return -1;
 	}
 	/* Once the queue has room again, say what was dropped meanwhile. */
-	if (c->out.dropped && c->kernel && c->out.bytes < c->kernel->srv->cfg->ws_queue_cap / 2)
+	if (c->out.dropped && c->srv && c->out.bytes < c->srv->cfg->ws_queue_cap / 2)
 		gw_ws_dropped_notice(c);
 	f = gw_queue_pop(&c->out);
 	if (!f)
@@ -234,6 +294,8 @@ void gw_ws_detach(struct gw_conn *c)
 
 void gw_ws_closed(struct gw_conn *c)
 {
+	if (c->srv && c->n_tasks)
+		gw_task_conn_gone(c->srv, c);
 	if (c->kernel) {
 		struct gw_kernel *k = c->kernel;
 

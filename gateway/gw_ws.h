@@ -18,6 +18,9 @@ void gw_ws_open(struct gw_conn *c, struct lws *wsi, struct gw_kernel *k,
  */
 int gw_ws_send(struct gw_conn *c, const struct proto_ws_msg *m, bool droppable);
 
+/* Queues a text frame (a task event): droppable ones go first when the client is slow. */
+int gw_ws_send_text(struct gw_conn *c, const char *text, size_t len, bool droppable);
+
 /* Queues a stderr `stream` notice from the gateway itself, parented to parent (may be NULL). */
 void gw_ws_notice(struct gw_conn *c, const char *text, const struct proto_buf *parent);
 
