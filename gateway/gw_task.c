@@ -232,6 +232,8 @@ static void gw_tsession_dequeue(struct gw_tsession *s, struct gw_task *t)
 	}
 	t->snext = NULL;
 	t->session = NULL;
+	if (s->queued)
+		s->queued--;
 	if (s->queue)
 		gw_task_poke(s->queue);
 }

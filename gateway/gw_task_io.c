@@ -578,6 +578,7 @@ void gw_task_rest(struct gw_server *srv, struct gw_http *h, char **seg, size_t n
 	if (!strcmp(seg[1], "history") && n == 2) {
 		struct proto_error err = {{0}};
 		char sid[160], before[64], limit_s[32];
+		const char *lim;
 		long limit = 100;
 		json_t *list;
 
@@ -589,21 +590,21 @@ void gw_task_rest(struct gw_server *srv, struct gw_http *h, char **seg, size_t n
 			gw_http_error(h, 503, "the history database is not available");
 			return;
 		}
-		if (lws_get_urlarg_by_name(h->wsi, "limit=", limit_s, sizeof(limit_s))) {
+		lim = lws_get_urlarg_by_name(h->wsi, "limit=", limit_s, sizeof(limit_s));
+		if (lim) {
 			char *end;
 
-			limit = strtol(limit_s, &end, 10);
-			if (*end || limit < 1 || limit > 1000) {
+			limit = strtol(lim, &end, 10);
+			if (!*lim || *end || limit < 1 || limit > 1000) {
 				gw_http_error(h, 400, "limit must be an integer from 1 to 1000");
 				return;
 			}
 		}
+		/* lws returns a pointer to the value, inside the buffer. */
 		list = gw_history_list(
 		        srv->history,
-		        lws_get_urlarg_by_name(h->wsi, "session_id=", sid, sizeof(sid)) ? sid
-		                                                                        : NULL,
-		        lws_get_urlarg_by_name(h->wsi, "before=", before, sizeof(before)) ? before
-		                                                                          : NULL,
+		        lws_get_urlarg_by_name(h->wsi, "session_id=", sid, sizeof(sid)),
+		        lws_get_urlarg_by_name(h->wsi, "before=", before, sizeof(before)),
 		        (size_t)limit, &err);
 		if (!list)
 			gw_http_error(h, 500, "%s", err.text);
