@@ -320,9 +320,21 @@ int gw_task_start_kernel(struct gw_task *t, bool oneshot, bool with_timeout, cha
 	}
 	k->oneshot = oneshot;
 	t->kernel = k;
+	gw_task_note_limits(t, k);
 	t->kernel_ready = false;
 	snprintf(t->kernel_id, sizeof(t->kernel_id), "%s", k->id);
 	return 0;
+}
+
+/* The limits t runs under on k, kept for the result even if the kernel goes. */
+void gw_task_note_limits(struct gw_task *t, const struct gw_kernel *k)
+{
+	t->lim_memory = k->profile.memory;
+	t->lim_cpu = k->profile.cpu_time;
+	t->lim_output = k->profile.output;
+	t->lim_wall = t->p.timeout > 0 && t->p.timeout < k->profile.wall_time
+	                      ? t->p.timeout
+	                      : k->profile.wall_time;
 }
 
 /* Lets go of a one-shot kernel: shut down (the kernel module frees it later). */
@@ -425,10 +437,9 @@ static int gw_task_send(struct gw_task *t)
 	if (!task)
 		return -ENOMEM;
 	json_object_set_new(task, "mode", json_string(mode));
-	json_object_set(task, "return_variables",
-	                t->p.return_variables ? gw_mut(t->p.return_variables) : json_array());
-	if (json_object_get(task, "return_variables") == NULL)
-		json_object_set_new(task, "return_variables", json_array());
+	json_object_set_new(task, "return_variables",
+	                    t->p.return_variables ? json_incref(gw_mut(t->p.return_variables))
+	                                          : json_array());
 	json_object_set_new(task, "working_directory",
 	                    t->p.working_directory ? json_string(t->p.working_directory)
 	                                           : json_null());
@@ -1064,8 +1075,9 @@ static void gw_task_execution_done(struct gw_task *t)
 	gw_task_record(t, res, exec_time);
 	if (t->p.type == PROTO_TASK_EXECUTE_FILE) {
 		json_object_set_new(res, "file_path", json_string(t->p.file_path));
-		json_object_set(res, "arguments",
-		                t->p.arguments ? gw_mut(t->p.arguments) : json_array());
+		json_object_set_new(res, "arguments",
+		                    t->p.arguments ? json_incref(gw_mut(t->p.arguments))
+		                                   : json_array());
 	}
 	if (t->session) {
 		struct gw_tsession *s = t->session;

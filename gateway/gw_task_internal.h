@@ -110,6 +110,7 @@ void gw_task_poke(struct gw_task *t);
 int gw_task_start_kernel(struct gw_task *t, bool oneshot, bool with_timeout, char *why,
                          size_t why_len);
 void gw_task_exec_reset(struct gw_task *t);
+void gw_task_note_limits(struct gw_task *t, const struct gw_kernel *k);
 void gw_task_free(struct gw_task *t);
 void gw_task_answer(struct gw_task *t, int status, json_t *body);
 void gw_task_fail(struct gw_task *t, int status, const char *fmt, ...)

@@ -271,6 +271,7 @@ static int gw_task_join_session(struct gw_task *t, char *why, size_t why_len)
 			         GW_TASK_QUEUE_MAX);
 			return 429;
 		}
+		gw_task_note_limits(t, s->kernel);
 	} else {
 		int status;
 
