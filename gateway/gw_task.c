@@ -246,9 +246,14 @@ static void gw_tsession_expire_cb(lws_sorted_usec_list_t *sul)
 
 	for (struct gw_tsession *s = srv->tsessions, *next; s; s = next) {
 		next = s->next;
+		int64_t last = s->last_us;
+
 		if (s->queue)
 			continue;
-		if (now - s->last_us > (int64_t)(idle * 1e6))
+		/* A notebook working in the session's kernel keeps it alive too. */
+		if (s->kernel && s->kernel->active_us > last)
+			last = s->kernel->active_us;
+		if (now - last > (int64_t)(idle * 1e6))
 			gw_tsession_end(srv, s, "idle timeout");
 	}
 	gw_tsession_schedule(srv);

@@ -14,7 +14,9 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include "gw_config.h"
 #include "gw_kernel.h"
+#include "gw_profile.h"
 #include "gw_task_internal.h"
 #include "gw_ws.h"
 #include "proto_id.h"
@@ -235,6 +237,70 @@ static void gw_task_refuse(struct gw_http *h, struct gw_conn *c, json_t *cid, in
 	json_decref(body);
 }
 
+/* The smallest memory limit a request may ask for: a kernel needs about 20 MB to start. */
+#define GW_TASK_MEMORY_MIN ((size_t)32 << 20)
+
+/*
+ * Checks the task's limits against the profile its security level names (for interactive, its
+ * session's level when it names none): a limit may only be lowered. Field errors go to errors.
+ */
+static void gw_task_check_limits(struct gw_server *srv, const struct proto_task *p, json_t *errors)
+{
+	const char *level = p->security_level;
+	char name[64], have[32], buf[200];
+	const struct gw_profile *prof;
+	int kind;
+
+	if (!level && p->type == PROTO_TASK_INTERACTIVE && p->session_id) {
+		const struct gw_tsession *s = gw_tsession_find(srv, p->session_id);
+
+		if (s && s->level[0])
+			level = s->level;
+	}
+	if (level)
+		snprintf(name, sizeof(name), "sandcell-%s", level);
+	else
+		snprintf(name, sizeof(name), "%s", srv->cfg->default_kernel);
+	kind = gw_config_kernel_profile(srv->cfg, name);
+	if (kind < 0)
+		return; /* the kernel's start says why */
+	prof = &srv->cfg->profiles[kind];
+	if (p->memory_limit) {
+		size_t bytes = 0;
+		bool ok = true;
+
+		if (json_is_string(p->memory_limit))
+			ok = gw_profile_parse_size(json_string_value(p->memory_limit), &bytes) == 0;
+		else
+			bytes = (size_t)json_integer_value(p->memory_limit);
+		gw_profile_format_size(prof->memory, have, sizeof(have));
+		if (!ok) {
+			json_array_append_new(errors,
+			                      json_pack("{s:s, s:s}", "field", "task.memory_limit",
+			                                "message",
+			                                "not a size: write it like 100MB or "
+			                                "1.5GiB"));
+		} else if (bytes > prof->memory) {
+			snprintf(buf, sizeof(buf), "above the %s profile's memory limit of %s",
+			         gw_profile_name(prof->kind), have);
+			json_array_append_new(errors,
+			                      json_pack("{s:s, s:s}", "field", "task.memory_limit",
+			                                "message", buf));
+		} else if (bytes < GW_TASK_MEMORY_MIN) {
+			json_array_append_new(errors, json_pack("{s:s, s:s}", "field",
+			                                        "task.memory_limit", "message",
+			                                        "below the 32 MiB a kernel needs"));
+		}
+	}
+	if (p->timeout > prof->wall_time) {
+		gw_profile_format_seconds(prof->wall_time, have, sizeof(have));
+		snprintf(buf, sizeof(buf), "above the %s profile's wall-clock limit of %s",
+		         gw_profile_name(prof->kind), have);
+		json_array_append_new(
+		        errors, json_pack("{s:s, s:s}", "field", "task.timeout", "message", buf));
+	}
+}
+
 /* Puts an interactive task in its session's queue, starting the session when needed. */
 static int gw_task_join_session(struct gw_task *t, char *why, size_t why_len)
 {
@@ -403,6 +469,19 @@ static void gw_task_create(struct gw_server *srv, json_t *envelope, int expected
 		free(t);
 		return;
 	}
+	gw_task_check_limits(srv, &t->p, errors);
+	if (json_array_size(errors)) {
+		size_t n = json_array_size(errors);
+
+		gw_task_refuse(h, c, cid, 400, json_incref(errors),
+		               "invalid task: %zu problem%s: %s", n, n == 1 ? "" : "s",
+		               gw_first_error(errors));
+		json_decref(errors);
+		proto_task_clear(&t->p);
+		json_decref(envelope);
+		free(t);
+		return;
+	}
 	json_decref(errors);
 	t->srv = srv;
 	t->envelope = envelope;
@@ -562,7 +641,9 @@ void gw_task_conn_gone(struct gw_server *srv, struct gw_conn *c)
 
 static json_t *gw_tsession_model(struct gw_server *srv, const struct gw_tsession *s)
 {
-	double left = srv->cfg->session_idle_timeout - (double)(gw_now_us() - s->last_us) / 1e6;
+	int64_t last =
+	        s->kernel && s->kernel->active_us > s->last_us ? s->kernel->active_us : s->last_us;
+	double left = srv->cfg->session_idle_timeout - (double)(gw_now_us() - last) / 1e6;
 	static const char *const states[] = {"starting", "idle", "busy", "restarting", "dead"};
 	const char *state = s->kernel ? states[s->kernel->state] : "dead";
 

@@ -260,6 +260,21 @@ static bool is_module_name(const char *s, size_t len)
 }
 
 /* NULL when path is a relative path of normal components, else the reason it is not. */
+/* True when a component of the path p is "..". */
+static bool has_dotdot(const char *p)
+{
+	for (const char *s = p; *s;) {
+		size_t n = strcspn(s, "/");
+
+		if (n == 2 && s[0] == '.' && s[1] == '.')
+			return true;
+		s += n;
+		while (*s == '/')
+			s++;
+	}
+	return false;
+}
+
 static const char *relative_path_problem(const char *p, size_t len)
 {
 	if (!len)
@@ -653,6 +668,12 @@ static void check_field(struct task_check *c, enum task_field f, const json_t *v
 		break;
 	case F_WORKING_DIRECTORY:
 		t->working_directory = check_string(c, v, path, c->lim->max_path, false, NULL);
+		/* A relative directory is below /workspace: no ".." may lead out of it. */
+		if (t->working_directory && t->working_directory[0] != '/' &&
+		    has_dotdot(t->working_directory)) {
+			report(c, path, "'..' is not allowed in a relative working_directory");
+			t->working_directory = NULL;
+		}
 		break;
 	case F_ARGUMENTS:
 		t->arguments = check_arguments(c, v, path);

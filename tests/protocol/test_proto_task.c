@@ -1106,3 +1106,36 @@ Test(proto_task, null_means_not_given)
 	json_decref(env);
 	json_decref(errors);
 }
+
+/* A relative working directory stays below /workspace. */
+Test(proto_task, relative_working_directory_cannot_climb)
+{
+	struct proto_task t;
+	struct proto_task_limits lim = PROTO_TASK_LIMITS_DEFAULT;
+	static const char *const bad[] = {"..", "../etc", "a/../../tmp", "a/.."};
+	static const char *const good[] = {"a", "a/b", "/tmp", "/workspace/../tmp", "a..b"};
+
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		json_t *errors = json_array();
+		json_t *env = json_pack("{s:{s:s, s:s, s:s}}", "task", "type", "execute", "code",
+		                        "1", "working_directory", bad[i]);
+
+		cr_expect_eq(proto_task_parse(env, -1, false, &lim, &t, errors), -EINVAL, "%s",
+		             bad[i]);
+		cr_expect_str_eq(
+		        json_string_value(json_object_get(json_array_get(errors, 0), "field")),
+		        "task.working_directory");
+		json_decref(env);
+		json_decref(errors);
+	}
+	for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
+		json_t *errors = json_array();
+		json_t *env = json_pack("{s:{s:s, s:s, s:s}}", "task", "type", "execute", "code",
+		                        "1", "working_directory", good[i]);
+
+		cr_expect_eq(proto_task_parse(env, -1, false, &lim, &t, errors), 0, "%s", good[i]);
+		proto_task_clear(&t);
+		json_decref(env);
+		json_decref(errors);
+	}
+}
