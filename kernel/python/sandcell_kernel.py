@@ -13,7 +13,7 @@ calls into this module:
 Everything the module sends goes through the builtin module ``_sandcell``
 provided by C (see docs/kernel-python.md for the contract).
 
-The module is split in four:
+The module is split in six:
 
 * ``sandcell_kernel``     (this file): request dispatch, execution, streams,
   input, history, comms, JSON encoding, import hooks.
@@ -23,6 +23,10 @@ The module is split in four:
   imported the first time one of those requests arrives.
 * ``sandcell_policy``     the import policy and friendly limit messages of a
   sandboxed kernel; only imported when the configuration has a policy.
+* ``sandcell_task``       task mode (``sandcell_task`` in an execute
+  request): measurements and ``sandcell_result``; imported on first use.
+* ``sandcell_validate``   static analysis for validate tasks; imported on
+  first use.
 
 Start-up cost matters (every kernel start pays it), so only modules that
 the interpreter has already loaded are imported at module level; json,
@@ -85,6 +89,9 @@ class _State:
         self.run_seq = 0
         self.cell_files = set()
         self.loop = None              # asyncio loop for top-level await
+        # Task mode: the sandcell_task.Task of the running request, or None.
+        self.task = None
+        self.cell_serial = 0          # counts execute requests (progress ids)
         # Comms.
         self.comms = {}               # comm_id -> Comm
         self.comm_targets = {}        # target_name -> callback(comm, msg)
@@ -644,7 +651,10 @@ def _rotate_output(value):
 
 
 def _displayhook(value):
-    """sys.displayhook: publishes execute_result for the cell's value."""
+    """sys.displayhook: publishes execute_result for the cell's value (and
+    keeps it as a task's return value)."""
+    if _S.task is not None:
+        _S.task.capture(value)
     if value is None or _S.silent:
         return
     data, md = _display_module().format_object(value)
@@ -667,7 +677,8 @@ def _displayhook(value):
 
 def _our_files():
     files = {_THIS_FILE}
-    for name in ("sandcell_display", "sandcell_introspect", "sandcell_policy"):
+    for name in ("sandcell", "sandcell_display", "sandcell_introspect",
+                 "sandcell_policy", "sandcell_task", "sandcell_validate"):
         mod = sys.modules.get(name)
         f = getattr(mod, "_THIS_FILE", None)
         if f:
@@ -731,7 +742,8 @@ def _format_exception(exc, override=None):
             lines[len(lines) - len(own)] = final
         else:
             lines.append(final)
-    if isinstance(exc, SystemExit):
+    if isinstance(exc, SystemExit) and _S.task is None:
+        # (A task's kernel is the task's own: nothing to say about it.)
         lines.append(_SYSTEM_EXIT_NOTE)
     elif isinstance(exc, SyntaxError):
         hint = _magic_hint(exc)
@@ -936,7 +948,7 @@ def _run_cell(code, filename, show_result=True):
         _S.policy.check_tree(tree)
     body = list(tree.body)
     last = None
-    if (show_result and not _S.silent and body
+    if (show_result and (not _S.silent or _S.task is not None) and body
             and isinstance(body[-1], ast.Expr)
             and not _ends_with_semicolon(code, body[-1])):
         last = body.pop()
@@ -1020,10 +1032,31 @@ def _user_expressions(expressions):
     return results
 
 
+def _task_module():
+    import sandcell_task
+    return sandcell_task
+
+
 def _execute(req):
     code = req.get("code", "")
     if not isinstance(code, str):
         code = _safe_str(code)
+    spec = req.get("sandcell_task")
+    task = None
+    if isinstance(spec, dict):
+        if spec.get("mode") == "validate":
+            return _validate(code, spec)
+        task = _task_module().Task(spec)
+    _S.task = task
+    try:
+        return _execute_code(req, code, task)
+    finally:
+        _S.task = None
+
+
+def _execute_code(req, code, task):
+    """An execute request; task (a sandcell_task.Task or None) adds its
+    measurements to the reply as sandcell_result."""
     silent = bool(req.get("silent", False))
     store = bool(req.get("store_history", not silent)) and not silent
     if not code.strip():
@@ -1040,12 +1073,15 @@ def _execute(req):
     _S.store_history = store
     _S.current_count = count
     _S.payload = []
+    _S.cell_serial += 1
     _take_interrupt_reason()    # a reason left from an idle interrupt is stale
     error = None
     try:
         try:
-            page = _page_request(code)
-            if page is not None:
+            page = _page_request(code) if task is None else None
+            if task is not None:        # tasks are code: no help requests
+                _run_task(task, code, count, store)
+            elif page is not None:
                 head, name, level = page
                 if head.strip():
                     _run_cell(head, _cell_filename(count, store),
@@ -1061,25 +1097,83 @@ def _execute(req):
             if error is None:
                 error = exc
     finally:
+        if task is not None:
+            task.finish()
         _reset_request_flags()
+
+    if (task is not None and isinstance(error, SystemExit)
+            and _task_module().exit_code(error) == 0):
+        error = None                # sys.exit(0) ends a task successfully
 
     if error is not None:
         # Keep the exception around for pdb.pm() in a later cell.
         sys.last_type, sys.last_value = type(error), error
         sys.last_traceback = error.__traceback__
         content = _cell_error_content(error)
-        error = None
         if not silent:
             publish("error", content)
         content["status"] = "error"
         content["execution_count"] = count
+        if task is not None:
+            content["sandcell_result"] = task.result(error, content)
+        error = None
         return content
 
     reply = {"status": "ok", "execution_count": count,
              "payload": _S.payload,
              "user_expressions": _user_expressions(
                  req.get("user_expressions") or {})}
+    if task is not None:
+        reply["sandcell_result"] = task.result()
     return reply
+
+
+def _script_filename(name):
+    """The filename a script's code objects carry: its name, unless that
+    looks like a library or kernel file (an absolute path, "<...>"), which
+    the import policy would take for trusted code."""
+    if name.startswith(("/", "<")):
+        return "<script>/" + (name.rstrip("/").rpartition("/")[2] or "script.py")
+    return name
+
+
+def _run_task(task, code, count, store):
+    """Run a task's code: a cell (mode execute) or a script as __main__ in
+    a fresh namespace (mode file)."""
+    if task.mode == "file":
+        filename = _script_filename(task.file_name)
+        ns = task.script_namespace()
+        task.start(ns, filename)
+        _run_script(code, filename, ns)
+    else:
+        filename = _cell_filename(count, store)
+        task.start(_S.ns, filename)
+        if code.strip():
+            _run_cell(code, filename)
+
+
+def _run_script(code, filename, ns):
+    """Compile and run a script in ns, as `python filename` would (no
+    top-level await, no future flags of earlier cells)."""
+    import ast
+    _register_source(filename, code)
+    _S.cell_files.add(filename)
+    tree = compile(code, filename, "exec", ast.PyCF_ONLY_AST, dont_inherit=True)
+    if _S.policy is not None:
+        _S.policy.check_tree(tree)
+    exec(compile(tree, filename, "exec", dont_inherit=True), ns)
+
+
+def _validate(code, spec):
+    """A validate task: analyse the code, run nothing, count nothing."""
+    import sandcell_validate
+    result = sandcell_validate.validate(
+        code, _S.policy, check_syntax=spec.get("check_syntax") is not False,
+        check_imports=spec.get("check_imports") is not False,
+        provided=_SHIM_MODULES)
+    return {"status": "ok", "execution_count": _S.execution_count,
+            "payload": [], "user_expressions": {},
+            "sandcell_validation": result}
 
 
 def _reset_request_flags():

@@ -114,7 +114,8 @@ PROFILES = {
 # The kernel's own modules: refused to user code under every policy (the
 # obvious way to switch the policy off from a cell).
 KERNEL_MODULES = ("_sandcell", "sandcell_display", "sandcell_introspect",
-                  "sandcell_kernel", "sandcell_policy")
+                  "sandcell_kernel", "sandcell_policy", "sandcell_task",
+                  "sandcell_validate")
 
 # Always allowed: `from __future__ import ...` also imports the module, and
 # `sandcell` is the kernel's public module for user code (comms).
@@ -128,9 +129,9 @@ _HINTS = {
 
 # Every C extension module that the strict allowlist, the encodings that
 # str.encode can reach and the kernel's own machinery (json, top-level
-# await through asyncio, tracebacks, completion) may load.  Some are
-# built into the interpreter on one build and shared objects on another;
-# the list covers both.  A kernel whose sandbox forbids new executable
+# await through asyncio, tracebacks, completion, a task's CPU time) may
+# load.  Some are built into the interpreter on one build and shared
+# objects on another; the list covers both.  A kernel whose sandbox forbids new executable
 # mappings must load these before the seccomp filter (preload_files()).
 PRELOAD = (
     "_asyncio", "_bisect", "_blake2", "_bz2", "_codecs_cn", "_codecs_hk",
@@ -139,7 +140,8 @@ PRELOAD = (
     "_json", "_md5", "_multibytecodec", "_opcode", "_posixsubprocess",
     "_random", "_sha1", "_sha256", "_sha3", "_sha512", "_socket", "_ssl",
     "_statistics", "_struct", "_typing", "_uuid", "_zoneinfo", "array",
-    "binascii", "cmath", "fcntl", "math", "select", "unicodedata", "zlib",
+    "binascii", "cmath", "fcntl", "math", "resource", "select",
+    "unicodedata", "zlib",
 )
 
 
@@ -259,7 +261,10 @@ class Policy:
         if found:
             refused = sorted((min(lines), name, sorted(lines))
                              for name, lines in found.items())
-            raise self.error([(name, lines) for _, name, lines in refused])
+            error = self.error([(name, lines) for _, name, lines in refused])
+            # The first refused line, for a task's exception "line".
+            error.sandcell_line = refused[0][0]
+            raise error
 
     def explain(self, exc):
         """friendly_error() with this policy's limits and network."""
