@@ -1,10 +1,15 @@
 """Helpers shared by the benchmarks in bench/: machine and build facts, statistics, ratio
-formatting."""
+formatting, the sandcell gateway's listening line."""
 import datetime
 import json
 import os
 import platform
+import re
 import subprocess
+import threading
+import time
+
+SANDCELL_LISTEN_RE = re.compile(r"^sandcell (\S+) listening on http://127\.0\.0\.1:(\d+)/\?token=(\S*)$")
 
 
 def loadavg():
@@ -105,3 +110,30 @@ def write_marked(path, report, begin, end):
     with open(tmp, "w") as f:
         f.write(new)
     os.replace(tmp, path)
+
+
+def sandcell_listening(proc, token, timeout):
+    """Waits for the first line a sandcell gateway started with stdout=PIPE prints,
+    `sandcell VERSION listening on http://127.0.0.1:PORT/?token=T`; a daemon thread keeps
+    draining its stdout afterwards. Returns (version, port). Raises TimeoutError when no line
+    came within timeout seconds or the process exited first, ValueError when the line is not
+    that one or has another token."""
+    lines = []
+    got = threading.Event()
+
+    def reader():
+        for raw in proc.stdout:
+            lines.append(raw.decode(errors="replace").rstrip("\n"))
+            got.set()
+
+    threading.Thread(target=reader, daemon=True).start()
+    deadline = time.monotonic() + timeout
+    while not got.wait(0.1):
+        if proc.poll() is not None or time.monotonic() > deadline:
+            raise TimeoutError(f"sandcell printed no listening line within {timeout:.0f}s "
+                               f"(exit status {proc.poll()})")
+    m = SANDCELL_LISTEN_RE.match(lines[0])
+    if not m or m.group(3) != token:
+        raise ValueError(f"sandcell's first line is {lines[0]!r}, expected "
+                         "'sandcell VERSION listening on http://127.0.0.1:PORT/?token=T'")
+    return m.group(1), int(m.group(2))

@@ -34,7 +34,6 @@ import importlib.metadata
 import json
 import os
 import platform
-import re
 import secrets
 import select
 import shlex
@@ -45,13 +44,13 @@ import struct
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import uuid
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from benchlib import machine_info as benchlib_machine_info  # noqa: E402
 from benchlib import percentile, fmt_ratio, git_rev, loadavg, meson_build_type, write_marked  # noqa: E402
+from benchlib import sandcell_listening  # noqa: E402
 
 try:
     import websocket  # Debian: python3-websocket (websocket-client)
@@ -73,7 +72,6 @@ CODE = "1+1"
 FIRST_BYTE_CODE = "print('x')"
 MARK_BEGIN = "<!-- gateway_bench:begin -->"
 MARK_END = "<!-- gateway_bench:end -->"
-LISTEN_RE = re.compile(r"^sandcell (\S+) listening on http://127\.0\.0\.1:(\d+)/\?token=(\S*)$")
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 
@@ -560,25 +558,12 @@ class Server:
             self.proc = subprocess.Popen(self.argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                          stderr=logf, env=self.env(), cwd=os.path.join(self.dir, "root"),
                                          start_new_session=True)
-        lines = []
-        got = threading.Event()
-
-        def reader():
-            for raw in self.proc.stdout:
-                lines.append(raw.decode(errors="replace").rstrip("\n"))
-                got.set()
-
-        threading.Thread(target=reader, daemon=True).start()
-        deadline = time.monotonic() + timeout
-        while not got.wait(0.1):
-            if self.proc.poll() is not None or time.monotonic() > deadline:
-                raise MeasureError(f"sandcell printed no listening line within {timeout:.0f}s "
-                                   f"(exit status {self.proc.poll()}):\n{self.log_tail()}")
-        m = LISTEN_RE.match(lines[0])
-        if not m or m.group(3) != self.token:
-            raise MeasureError(f"sandcell's first line is {lines[0]!r}, expected "
-                               "'sandcell VERSION listening on http://127.0.0.1:PORT/?token=T'")
-        self.version, self.port = m.group(1), int(m.group(2))
+        try:
+            self.version, self.port = sandcell_listening(self.proc, self.token, timeout)
+        except TimeoutError as exc:
+            raise MeasureError(f"{exc}:\n{self.log_tail()}")
+        except ValueError as exc:
+            raise MeasureError(str(exc))
 
     def _start_jupyter(self, timeout):
         a = self.bench.args

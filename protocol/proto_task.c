@@ -185,13 +185,17 @@ static const char *path_key(char *buf, const char *base, const char *key)
 {
 	int n = quoted_len(key);
 
-	snprintf(buf, PATH_SIZE, "%s%s%.*s%s", base, *base ? "." : "", n, key, key[n] ? "…" : "");
+	/* A path longer than the buffer is cut: the return value says so, and that is fine. */
+	if (snprintf(buf, PATH_SIZE, "%s%s%.*s%s", base, *base ? "." : "", n, key,
+	             key[n] ? "…" : "") >= PATH_SIZE)
+		buf[PATH_SIZE - 1] = '\0';
 	return buf;
 }
 
 static const char *path_index(char *buf, const char *base, size_t i)
 {
-	snprintf(buf, PATH_SIZE, "%s[%zu]", base, i);
+	if (snprintf(buf, PATH_SIZE, "%s[%zu]", base, i) >= PATH_SIZE)
+		buf[PATH_SIZE - 1] = '\0';
 	return buf;
 }
 
