@@ -234,6 +234,30 @@ static bool gw_replay_trim(struct gw_replay *r, struct gw_held *o, size_t over)
 	return true;
 }
 
+/* Unlinks and frees every droppable (output) message held. */
+static void gw_replay_drop_output(struct gw_replay *r)
+{
+	struct gw_held **pp = &r->head, *prev = NULL;
+
+	while (*pp) {
+		struct gw_held *o = *pp;
+
+		if (!o->droppable) {
+			prev = o;
+			pp = &o->next;
+			continue;
+		}
+		*pp = o->next;
+		if (r->tail == o)
+			r->tail = prev;
+		r->bytes -= o->size;
+		r->count--;
+		r->dropped++;
+		r->dropped_bytes += o->size;
+		gw_held_free(o);
+	}
+}
+
 /* Unlinks and frees held messages until need more bytes fit, output first. */
 static void gw_replay_make_room(struct gw_replay *r, size_t need, size_t cap)
 {
@@ -284,6 +308,11 @@ int gw_replay_hold(struct gw_replay *r, const struct proto_ws_msg *m, bool dropp
 			r->dropped_bytes += cut;
 			r->dropped++;
 			gw_replay_note_parent(r, &m->parent);
+			/*
+			 * Its start is gone: older output would leave a gap before what is kept, so
+			 * it goes too (the newest output is kept, without holes).
+			 */
+			gw_replay_drop_output(r);
 			rc = gw_replay_hold(r, &tail, droppable, cap);
 			free(tail.content.data);
 			return rc;

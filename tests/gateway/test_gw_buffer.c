@@ -349,3 +349,85 @@ Test(gw_buffer, routes_truncate_overlong_ids)
 	/* Stored cut to 127 bytes: the full id does not match, so no wrong delivery. */
 	cr_expect_null(gw_routes_find(&r, id));
 }
+
+/* A stream message of numbered lines first..last-1 (owned parts). */
+static struct proto_ws_msg stream_lines(int first, int last)
+{
+	struct proto_ws_msg m = {0};
+	size_t len = (size_t)(last - first) * 101 + 1;
+	char *text = malloc(len), *p = text;
+	json_t *content;
+
+	for (int i = first; i < last; i++)
+		p += sprintf(p, "%05d %0*d\n", i, 94, 0);
+	*p = '\0';
+	content = json_pack("{s:s, s:s}", "name", "stdout", "text", text);
+	free(text);
+	m.content.data = (unsigned char *)json_dumps(content, JSON_COMPACT | JSON_PRESERVE_ORDER);
+	m.content.len = strlen((char *)m.content.data);
+	json_decref(content);
+	m.header.data = (unsigned char *)strdup("{\"msg_type\":\"stream\"}");
+	m.header.len = strlen((char *)m.header.data);
+	m.parent.data = (unsigned char *)strdup("{}");
+	m.parent.len = 2;
+	m.metadata.data = (unsigned char *)strdup("{}");
+	m.metadata.len = 2;
+	snprintf(m.msg_type, sizeof(m.msg_type), "stream");
+	return m;
+}
+
+/* Whatever the sizes, what is held of a stream is its newest lines, without a gap. */
+Test(gw_buffer, replay_keeps_a_contiguous_end_of_the_output)
+{
+	unsigned seed = 12345;
+
+	for (int round = 0; round < 200; round++) {
+		struct gw_replay r = {0};
+		struct gw_held *h;
+		int next = 0, expect = -1;
+		size_t cap = 65536;
+
+		hold(&r, "busy", 40, false, cap, 0);
+		while (next < 3000) {
+			int n = 1 + (int)((seed = seed * 1103515245 + 12345) >> 16) % 1200;
+
+			/* Some rounds: a first part that fills most of the buffer, then the rest at
+			 * once (larger than the buffer). */
+			if (round % 4 == 0)
+				n = next == 0 ? 533 : 3000 - next;
+			struct proto_ws_msg m;
+
+			if (next + n > 3000)
+				n = 3000 - next;
+			m = stream_lines(next, next + n);
+			gw_replay_hold(&r, &m, true, cap);
+			proto_ws_msg_clear(&m);
+			next += n;
+		}
+		hold(&r, "idle", 40, false, cap, 0);
+		while ((h = gw_replay_pop(&r))) {
+			json_t *c = json_loadb((const char *)h->msg.content.data,
+			                       h->msg.content.len, 0, NULL);
+			const char *t = json_string_value(json_object_get(c, "text"));
+
+			for (const char *line = t; line && *line;) {
+				const char *nl = strchr(line, '\n');
+				int num;
+
+				/* A cut first line is not a whole line: skip it. */
+				if (nl && nl - line == 100 && sscanf(line, "%5d", &num) == 1) {
+					if (expect >= 0)
+						cr_assert_eq(num, expect,
+						             "round %d: line %d after %d", round,
+						             num, expect - 1);
+					expect = num + 1;
+				}
+				line = nl ? nl + 1 : line + strlen(line);
+			}
+			json_decref(c);
+			gw_held_free(h);
+		}
+		cr_assert_eq(expect, 3000, "round %d: the newest line is missing", round);
+		gw_replay_clear(&r);
+	}
+}
