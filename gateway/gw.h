@@ -117,6 +117,8 @@ struct gw_kernel {
 	bool wall_killed;                     /* the process was killed for it */
 	struct gw_task *task; /* the task whose execution runs here (not owned), or NULL */
 	bool oneshot;         /* a task's throw-away kernel: never restarted, output not held */
+	bool pooled;          /* started ahead, not handed out yet: invisible to clients */
+	int pool_index;       /* its kernelspec's index in gw_config_kernel_names() */
 };
 
 /* Per-connection data of a kernel WebSocket (lws allocates it). */
@@ -161,6 +163,10 @@ struct gw_server {
 	struct gw_tsession *tsessions; /* owned: interactive task sessions */
 	struct gw_history *history;    /* owned: the execution history, or NULL */
 	lws_sorted_usec_list_t sul_tsessions; /* expiry of idle task sessions */
+	lws_sorted_usec_list_t sul_pool;      /* refills the pool of ready kernels */
+	unsigned pool_used;                   /* kernelspecs (by index) whose pool is kept full */
+	int64_t pool_backoff_us[8];           /* no refill before: a pooled kernel failed */
+	size_t n_pooled;                      /* kernels in the pool (in n_kernels too) */
 };
 
 /* REST /api/sessions model. */

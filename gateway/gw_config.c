@@ -188,6 +188,19 @@ static const struct opt opts[] = {
                         "requests are refused.",
         },
         {
+                .name = "kernel-pool",
+                .kind = OPT_INT,
+                .offset = OFF(kernel_pool),
+                .min = 0,
+                .max = 64,
+                .def = "2",
+                .metavar = "N",
+                .help = "Keep N kernels started and ready for each kernelspec in use, so that a "
+                        "new kernel (or a one-shot task) is handed out at once and the pool "
+                        "refills in the background; 0 starts every kernel on demand. Pooled "
+                        "kernels are not listed and do not count against --max-kernels.",
+        },
+        {
                 .name = "kernel-start-timeout",
                 .kind = OPT_SECONDS,
                 .offset = OFF(kernel_start_timeout),

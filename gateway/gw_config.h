@@ -53,8 +53,9 @@ struct gw_config {
 	int history_max_rows; /* --history-max-rows: 100000 */
 	double session_idle_timeout;  /* --session-idle-timeout seconds: 1800 */
 	int max_tasks_per_connection; /* --max-tasks-per-connection: 32 */
-	bool check_sandbox;           /* --check-sandbox (command line only) */
-	bool check_json;              /* --json with --check-sandbox */
+	int kernel_pool;    /* --kernel-pool: ready kernels kept per kernelspec in use: 2 */
+	bool check_sandbox; /* --check-sandbox (command line only) */
+	bool check_json;    /* --json with --check-sandbox */
 };
 
 /* What gw_config_load asks the caller to do next. */

@@ -11,6 +11,7 @@
 #include <fcntl.h>
 #include <math.h>
 #include <signal.h>
+#include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -31,8 +32,9 @@
 #include "proto_wire.h"
 
 /* msg_ids of requests the gateway itself sends start with this. */
-#define GW_OWN_PREFIX     "sandcell-gw-"
-#define GW_OWN_PREFIX_LEN (sizeof(GW_OWN_PREFIX) - 1)
+#define GW_POOL_BACKOFF_US (30 * LWS_US_PER_SEC) /* a pool whose kernel failed rests */
+#define GW_OWN_PREFIX      "sandcell-gw-"
+#define GW_OWN_PREFIX_LEN  (sizeof(GW_OWN_PREFIX) - 1)
 /* kernel_info is re-sent at this interval until the kernel answers on shell and iopub. */
 #define GW_NUDGE_US (10 * LWS_US_PER_MS)
 /* A kernel asked to shut down is killed after this long. */
@@ -50,6 +52,10 @@ static const char *const gw_state_names[] = {
         [GW_KERNEL_RESTARTING] = "restarting", [GW_KERNEL_DEAD] = "dead",
 };
 
+static void gw_kernel_warm_up(struct gw_kernel *k);
+static void gw_kernel_pool_schedule(struct gw_server *srv);
+static int gw_pool_index(const struct gw_config *cfg, const char *name);
+
 static void gw_kernel_touch(struct gw_kernel *k)
 {
 	proto_id_date_now(k->last_activity);
@@ -59,7 +65,7 @@ static void gw_kernel_touch(struct gw_kernel *k)
 struct gw_kernel *gw_kernel_find(struct gw_server *srv, const char *id)
 {
 	for (struct gw_kernel *k = srv->kernels; k; k = k->next)
-		if (strcmp(k->id, id) == 0)
+		if (!k->pooled && strcmp(k->id, id) == 0)
 			return k;
 	return NULL;
 }
@@ -630,7 +636,16 @@ static void gw_kernel_became_ready(struct gw_kernel *k)
 	if (k->state == GW_KERNEL_STARTING || k->state == GW_KERNEL_RESTARTING)
 		k->state = GW_KERNEL_IDLE;
 	lws_sul_cancel(&k->sul_ready);
-	gw_log(k->srv, GW_INFO, "kernel %s (%s) ready, pid %d", k->id, k->name, (int)k->pid);
+	gw_log(k->srv, GW_INFO, "kernel %s (%s) ready, pid %d%s", k->id, k->name, (int)k->pid,
+	       k->pooled ? " (pool)" : "");
+	if (k->pooled && !restart)
+		gw_kernel_warm_up(k);
+	/* Kernels of this spec start here: from now on its pool is kept full. */
+	if (!k->pooled && k->pool_index >= 0 && k->pool_index < 8 &&
+	    !(k->srv->pool_used & (1u << k->pool_index))) {
+		k->srv->pool_used |= 1u << k->pool_index;
+		gw_kernel_pool_schedule(k->srv);
+	}
 	gw_exec_arm(k);
 	gw_server_kernel_event(k->srv, k, restart ? GW_WAIT_RESTART : GW_WAIT_START, true, NULL);
 	if (!restart)
@@ -871,37 +886,64 @@ int gw_kernel_err_callback(struct lws *wsi, enum lws_callback_reasons reason)
 static void gw_kernel_nudge_cb(lws_sorted_usec_list_t *sul);
 
 /* Starts (or restarts) the kernel process with the kernel's connection file and profile. */
+/*
+ * Starts argv in a new session with default signals, nothing blocked, err_fd as its stderr and
+ * no other descriptor. Returns 0 with *pid, or -errno.
+ */
+static int gw_spawn(char **argv, int err_fd, pid_t *pid)
+{
+	posix_spawn_file_actions_t fa;
+	posix_spawnattr_t at;
+	sigset_t none, dfl;
+	int r;
+
+	sigemptyset(&none);
+	sigemptyset(&dfl);
+	/* The gateway blocks SIGTERM and SIGINT for its signalfd and ignores SIGPIPE. */
+	sigaddset(&dfl, SIGPIPE);
+	sigaddset(&dfl, SIGINT);
+	sigaddset(&dfl, SIGTERM);
+	if (posix_spawn_file_actions_init(&fa))
+		return -ENOMEM;
+	if (posix_spawnattr_init(&at)) {
+		posix_spawn_file_actions_destroy(&fa);
+		return -ENOMEM;
+	}
+	r = posix_spawn_file_actions_adddup2(&fa, err_fd, STDERR_FILENO);
+	if (!r)
+		r = posix_spawn_file_actions_addclosefrom_np(&fa, 3);
+	if (!r)
+		r = posix_spawnattr_setsigmask(&at, &none);
+	if (!r)
+		r = posix_spawnattr_setsigdefault(&at, &dfl);
+	if (!r)
+		r = posix_spawnattr_setflags(&at, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF |
+		                                          POSIX_SPAWN_SETSID);
+	if (!r)
+		r = posix_spawn(pid, argv[0], &fa, &at, argv, environ);
+	posix_spawnattr_destroy(&at);
+	posix_spawn_file_actions_destroy(&fa);
+	return -r;
+}
+
 static int gw_kernel_spawn(struct gw_kernel *k)
 {
 	struct gw_server *srv = k->srv;
-	int pidfd, errp[2];
+	int pidfd, errp[2], r;
 	pid_t pid;
 
 	if (pipe2(errp, O_CLOEXEC) < 0)
 		return -errno;
-	pid = fork();
-	if (pid < 0) {
-		int e = -errno;
-
+	/*
+	 * posix_spawn (a vfork-like clone in glibc) rather than fork: copying the gateway's page
+	 * tables, and the TLB flushes that copying a threaded process costs, was a third of the
+	 * gateway's CPU per kernel.
+	 */
+	r = gw_spawn(k->argv, errp[1], &pid);
+	if (r < 0) {
 		close(errp[0]);
 		close(errp[1]);
-		return e;
-	}
-	if (pid == 0) {
-		sigset_t none;
-
-		/* The gateway blocks SIGTERM and SIGINT for its signalfd: unblock them. */
-		sigemptyset(&none);
-		sigprocmask(SIG_SETMASK, &none, NULL);
-		signal(SIGPIPE, SIG_DFL);
-		signal(SIGINT, SIG_DFL);
-		signal(SIGTERM, SIG_DFL);
-		setsid();
-		/* stderr goes to the gateway, which logs it and keeps the last line. */
-		dup2(errp[1], STDERR_FILENO);
-		syscall(SYS_close_range, 3U, ~0U, 0U);
-		execv(k->argv[0], k->argv);
-		_exit(127);
+		return r;
 	}
 	close(errp[1]);
 	gw_kernel_err_close(k);
@@ -989,6 +1031,8 @@ static void gw_kernel_free(struct gw_kernel *k)
 		}
 	}
 	srv->n_kernels--;
+	if (k->pooled)
+		srv->n_pooled--;
 	gw_task_kernel_gone(srv, k);
 	for (struct gw_session *s = srv->sessions; s; s = s->next)
 		if (s->kernel == k)
@@ -1021,6 +1065,13 @@ static void gw_kernel_free(struct gw_kernel *k)
 /* Gives up on the kernel: dead, its clients and waiting requests told why. */
 static void gw_kernel_give_up(struct gw_kernel *k, const char *why)
 {
+	if (k->pooled && k->pool_index >= 0 && k->pool_index < 8) {
+		/* Kernels of this spec do not start here: stop refilling its pool for a while. */
+		k->srv->pool_backoff_us[k->pool_index] = gw_now_us() + GW_POOL_BACKOFF_US;
+		gw_log(k->srv, GW_WARN, "kernel pool (%s): a kernel failed (%s); refilling paused",
+		       k->name, why);
+		gw_kernel_pool_schedule(k->srv);
+	}
 	k->state = GW_KERNEL_DEAD;
 	gw_kernel_broadcast_status(k, "dead");
 	gw_server_kernel_event(k->srv, k, GW_WAIT_START, false, why);
@@ -1123,8 +1174,8 @@ int gw_kernel_pid_callback(struct lws *wsi, enum lws_callback_reasons reason)
 	return -1; /* close the pidfd */
 }
 
-int gw_kernel_start(struct gw_server *srv, const char *name, const json_t *narrow,
-                    struct gw_kernel **out, struct proto_error *err)
+static int gw_kernel_create(struct gw_server *srv, const char *name, const json_t *narrow,
+                            bool pooled, struct gw_kernel **out, struct proto_error *err)
 {
 	struct gw_kernel *k;
 	unsigned char raw[16];
@@ -1142,13 +1193,15 @@ int gw_kernel_start(struct gw_server *srv, const char *name, const json_t *narro
 		                       "profile %s cannot run here without --allow-weaker-sandbox: "
 		                       "this host lacks %s",
 		                       gw_profile_name((enum gw_profile_kind)kind), missing);
-	if (srv->n_kernels >= (size_t)srv->cfg->max_kernels)
+	if (!pooled && srv->n_kernels - srv->n_pooled >= (size_t)srv->cfg->max_kernels)
 		return proto_error_set(err, EBUSY, "the limit of %d kernels is reached",
 		                       srv->cfg->max_kernels);
 	k = calloc(1, sizeof(*k));
 	if (!k)
 		return proto_error_set(err, ENOMEM, "out of memory");
 	k->srv = srv;
+	k->pooled = pooled;
+	k->pool_index = gw_pool_index(srv->cfg, name);
 	if (proto_id_uuid(k->id) < 0 || getrandom(raw, sizeof(raw), 0) != sizeof(raw)) {
 		free(k);
 		return proto_error_set(err, EIO, "no randomness for the kernel's id and key");
@@ -1183,6 +1236,8 @@ int gw_kernel_start(struct gw_server *srv, const char *name, const json_t *narro
 	k->next = srv->kernels;
 	srv->kernels = k;
 	srv->n_kernels++;
+	if (pooled)
+		srv->n_pooled++;
 	text = k->conn.key ? proto_conn_dump(&k->conn) : NULL;
 	fd = text ? open(k->conn_path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600) : -1;
 	r = fd >= 0 && write(fd, text, strlen(text)) == (ssize_t)strlen(text) ? 0 : -EIO;
@@ -1201,6 +1256,123 @@ int gw_kernel_start(struct gw_server *srv, const char *name, const json_t *narro
 	}
 	*out = k;
 	return 0;
+}
+
+/* ---- the pool of ready kernels ---- */
+
+/* The index of a kernelspec name among those offered, or -1. */
+static int gw_pool_index(const struct gw_config *cfg, const char *name)
+{
+	const char *names[GW_CONFIG_KERNEL_NAMES];
+	size_t n = gw_config_kernel_names(cfg, names);
+
+	for (size_t i = 0; i < n && i < 8; i++)
+		if (!strcmp(names[i], name))
+			return (int)i;
+	return -1;
+}
+
+/*
+ * Runs a silent task-mode `pass` in a pooled kernel: the modules a first execution imports
+ * (ast, linecache, the task helpers) are loaded before a client waits for them.
+ */
+static void gw_kernel_warm_up(struct gw_kernel *k)
+{
+	json_t *content =
+	        json_pack("{s:s, s:b, s:b, s:{}, s:b, s:{s:s, s:[]}}", "code", "pass", "silent", 1,
+	                  "store_history", 0, "user_expressions", "allow_stdin", 0, "sandcell_task",
+	                  "mode", "execute", "return_variables");
+
+	if (content)
+		gw_kernel_send_own(k, PROTO_WS_SHELL, "execute_request", content, NULL, 0);
+	json_decref(content);
+}
+
+static void gw_kernel_pool_cb(lws_sorted_usec_list_t *sul)
+{
+	struct gw_server *srv = lws_container_of(sul, struct gw_server, sul_pool);
+	const char *names[GW_CONFIG_KERNEL_NAMES];
+	size_t n = gw_config_kernel_names(srv->cfg, names);
+	int64_t now = gw_now_us(), next = 0;
+	struct gw_kernel *dead;
+
+	if (srv->stopping)
+		return;
+	/* Dead pooled kernels go first (one at a time: a shutdown may free at once). */
+	do {
+		dead = NULL;
+		for (struct gw_kernel *k = srv->kernels; k && !dead; k = k->next)
+			if (k->pooled && k->state == GW_KERNEL_DEAD && !k->deleting)
+				dead = k;
+		if (dead)
+			gw_kernel_shutdown(dead);
+	} while (dead);
+	for (size_t i = 0; i < n && i < 8; i++) {
+		struct proto_error err = {{0}};
+		struct gw_kernel *k;
+		int have = 0;
+
+		if (!(srv->pool_used & (1u << i)))
+			continue;
+		if (now < srv->pool_backoff_us[i]) {
+			if (!next || srv->pool_backoff_us[i] < next)
+				next = srv->pool_backoff_us[i];
+			continue;
+		}
+		for (k = srv->kernels; k; k = k->next)
+			if (k->pooled && k->pool_index == (int)i && !k->deleting)
+				have++;
+		while (have < srv->cfg->kernel_pool) {
+			if (gw_kernel_create(srv, names[i], NULL, true, &k, &err) < 0) {
+				gw_log(srv, GW_WARN, "kernel pool (%s): %s; refilling paused",
+				       names[i], err.text);
+				srv->pool_backoff_us[i] = now + GW_POOL_BACKOFF_US;
+				if (!next || srv->pool_backoff_us[i] < next)
+					next = srv->pool_backoff_us[i];
+				break;
+			}
+			have++;
+		}
+	}
+	if (next)
+		lws_sul_schedule(srv->cx, 0, &srv->sul_pool, gw_kernel_pool_cb,
+		                 (lws_usec_t)(next - now));
+}
+
+static void gw_kernel_pool_schedule(struct gw_server *srv)
+{
+	if (srv->cfg->kernel_pool > 0 && srv->cx && !srv->stopping)
+		lws_sul_schedule(srv->cx, 0, &srv->sul_pool, gw_kernel_pool_cb, 1);
+}
+
+int gw_kernel_start(struct gw_server *srv, const char *name, const json_t *narrow,
+                    struct gw_kernel **out, struct proto_error *err)
+{
+	int idx = gw_pool_index(srv->cfg, name);
+
+	/* A request that narrows nothing gets a ready kernel from the pool, when there is one. */
+	if (!narrow && idx >= 0 && srv->cfg->kernel_pool > 0) {
+		struct gw_kernel *found = NULL;
+
+		for (struct gw_kernel *k = srv->kernels; k; k = k->next)
+			if (k->pooled && k->pool_index == idx && k->ready && !k->deleting &&
+			    k->state == GW_KERNEL_IDLE)
+				found = k;
+		gw_kernel_pool_schedule(srv);
+		if (found && srv->n_kernels - srv->n_pooled >= (size_t)srv->cfg->max_kernels)
+			return proto_error_set(err, EBUSY, "the limit of %d kernels is reached",
+			                       srv->cfg->max_kernels);
+		if (found) {
+			found->pooled = false;
+			srv->n_pooled--;
+			gw_kernel_touch(found);
+			gw_log(srv, GW_INFO, "kernel %s (%s) from the pool", found->id,
+			       found->name);
+			*out = found;
+			return 0;
+		}
+	}
+	return gw_kernel_create(srv, name, narrow, false, out, err);
 }
 
 void gw_kernel_interrupt_request(struct gw_kernel *k, const char *reason)
@@ -1289,7 +1461,7 @@ static void gw_kernel_cull_cb(lws_sorted_usec_list_t *sul)
 
 	for (struct gw_kernel *k = srv->kernels, *next; k; k = next) {
 		next = k->next;
-		if (k->deleting || k->state == GW_KERNEL_STARTING ||
+		if (k->pooled || k->deleting || k->state == GW_KERNEL_STARTING ||
 		    k->state == GW_KERNEL_RESTARTING)
 			continue;
 		if (k->state == GW_KERNEL_BUSY && !cfg->cull_busy)

@@ -169,7 +169,8 @@ static void gw_rest_kernels(struct gw_server *srv, struct gw_http *h, char **seg
 			json_t *list = json_array();
 
 			for (k = srv->kernels; k; k = k->next)
-				json_array_append_new(list, gw_kernel_model(k));
+				if (!k->pooled)
+					json_array_append_new(list, gw_kernel_model(k));
 			gw_http_respond(h, 200, list);
 		} else if (!strcmp(m, "POST")) {
 			json_t *body = gw_rest_body(h, false);

@@ -106,6 +106,9 @@ void gw_http_wait(struct gw_server *srv, struct gw_http *h, struct gw_kernel *k,
 	h->wait_kind = kind;
 	h->next_waiter = srv->waiters;
 	srv->waiters = h;
+	/* A kernel from the pool is ready already: answer now. */
+	if (kind == GW_WAIT_START && k->ready)
+		gw_server_kernel_event(srv, k, GW_WAIT_START, true, NULL);
 }
 
 void gw_server_kernel_event(struct gw_server *srv, struct gw_kernel *k, enum gw_wait_kind kind,

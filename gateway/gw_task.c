@@ -289,8 +289,7 @@ static const char *gw_task_kernel_name(const struct gw_server *srv, const char *
  * Starts a kernel for t (its current item); oneshot: thrown away afterwards. Returns 0, or
  * an HTTP status with why filled.
  */
-int gw_task_start_kernel(struct gw_task *t, bool oneshot, bool with_timeout, char *why,
-                         size_t why_len)
+int gw_task_start_kernel(struct gw_task *t, bool oneshot, char *why, size_t why_len)
 {
 	struct gw_server *srv = t->srv;
 	struct proto_error err = {{0}};
@@ -305,8 +304,7 @@ int gw_task_start_kernel(struct gw_task *t, bool oneshot, bool with_timeout, cha
 		snprintf(why, why_len, "out of memory");
 		return 500;
 	}
-	if (with_timeout && t->p.timeout > 0)
-		json_object_set_new(narrow, "wall_time", json_real(t->p.timeout));
+	/* A timeout needs no kernel of its own: each execution carries its wall-clock limit. */
 	if (t->p.memory_limit)
 		json_object_set(narrow, "memory", gw_mut(t->p.memory_limit));
 	if (t->p.allowed_imports)
@@ -326,7 +324,10 @@ int gw_task_start_kernel(struct gw_task *t, bool oneshot, bool with_timeout, cha
 	k->oneshot = oneshot;
 	t->kernel = k;
 	gw_task_note_limits(t, k);
-	t->kernel_ready = false;
+	/* A kernel from the pool is ready at once. */
+	t->kernel_ready = k->ready;
+	if (k->ready)
+		gw_task_poke(t);
 	snprintf(t->kernel_id, sizeof(t->kernel_id), "%s", k->id);
 	return 0;
 }
@@ -1122,7 +1123,7 @@ static void gw_task_execution_done(struct gw_task *t)
 		int status;
 
 		gw_task_drop_kernel(t);
-		status = gw_task_start_kernel(t, true, true, why, sizeof(why));
+		status = gw_task_start_kernel(t, true, why, sizeof(why));
 		if (status) {
 			gw_task_fail(t, status, "%s", why);
 			return;

@@ -107,8 +107,7 @@ struct gw_tsession {
 /* gw_task.c */
 void gw_task_emit(struct gw_task *t, json_t *ev, bool droppable);
 void gw_task_poke(struct gw_task *t);
-int gw_task_start_kernel(struct gw_task *t, bool oneshot, bool with_timeout, char *why,
-                         size_t why_len);
+int gw_task_start_kernel(struct gw_task *t, bool oneshot, char *why, size_t why_len);
 void gw_task_exec_reset(struct gw_task *t);
 void gw_task_note_limits(struct gw_task *t, const struct gw_kernel *k);
 void gw_task_free(struct gw_task *t);

@@ -344,7 +344,7 @@ static int gw_task_join_session(struct gw_task *t, char *why, size_t why_len)
 		s = calloc(1, sizeof(*s));
 		if (!s)
 			return snprintf(why, why_len, "out of memory"), 500;
-		status = gw_task_start_kernel(t, false, false, why, why_len);
+		status = gw_task_start_kernel(t, false, why, why_len);
 		if (status) {
 			free(s);
 			return status;
@@ -428,7 +428,7 @@ static int gw_task_begin(struct gw_task *t, char *why, size_t why_len)
 		}
 		break;
 	}
-	status = gw_task_start_kernel(t, true, true, why, why_len);
+	status = gw_task_start_kernel(t, true, why, why_len);
 	if (status)
 		return status;
 	t->phase = GW_TASK_WAIT_KERNEL;

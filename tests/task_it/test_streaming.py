@@ -105,9 +105,11 @@ class StreamingTests(TaskTestCase):
     def test_many_tasks_in_flight_on_one_socket(self):
         s = self.socket()
         sleeps = {"m0": 3.0, "m1": 0.5, "m2": 2.5, "m3": 1.0, "m4": 2.0, "m5": 1.5}
+        # A memory limit gives each task a kernel of its own, started now: all six start alike
+        # (without one the first would come ready from the pool, the rest later).
         for tid, secs in sleeps.items():
-            s.submit(execute("import time\ntime.sleep(%s)\nprint('%s')\n'%s'" % (secs, tid, tid)),
-                     tid)
+            s.submit(execute("import time\ntime.sleep(%s)\nprint('%s')\n'%s'" % (secs, tid, tid),
+                             memory_limit="300MB"), tid)
         def six_done(s):
             done = [e for e in s.events if e["event"] in ("result", "error")]
             return done if len(done) >= 6 else None
