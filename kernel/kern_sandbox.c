@@ -21,6 +21,7 @@
 #include <string.h>
 #include <sys/mount.h>
 #include <sys/prctl.h>
+#include <sys/random.h>
 #include <sys/resource.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
@@ -29,6 +30,7 @@
 #include <sys/syscall.h>
 #include <sys/utsname.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "kern_log.h"
@@ -327,27 +329,26 @@ static int sb_cgroup_self(const char *controller, char *out, size_t size)
 
 /*
  * Removes the cgroups of kernels whose supervisor is gone: one killed outright (SIGKILL)
- * cannot remove its own. Only empty cgroups can be removed, so a live kernel's stays.
+ * cannot remove its own. Only empty cgroups can be removed, so a live kernel's stays; one
+ * made in the last minute is left alone, since its kernel may not have moved in yet. (Pids
+ * cannot tell: supervisors in other pid namespaces share this directory.)
  */
 static void sb_cgroup_sweep(const char *base)
 {
 	DIR *d = opendir(base);
 	struct dirent *e;
 	char path[PATH_MAX + 300];
+	time_t now = time(NULL);
 
 	if (!d)
 		return;
 	while ((e = readdir(d))) {
-		char *end;
-		long pid;
+		struct stat st;
 
-		if (e->d_name[0] != 'k')
+		if (e->d_name[0] != 'k' || sb_fmt(path, sizeof(path), "%s/%s", base, e->d_name) ||
+		    stat(path, &st) < 0 || !S_ISDIR(st.st_mode) || now - st.st_ctime < 60)
 			continue;
-		pid = strtol(e->d_name + 1, &end, 10);
-		if (*end || pid <= 0 || (kill((pid_t)pid, 0) == 0 || errno != ESRCH))
-			continue;
-		if (sb_fmt(path, sizeof(path), "%s/%s", base, e->d_name) == 0)
-			rmdir(path);
+		rmdir(path);
 	}
 	closedir(d);
 }
@@ -361,13 +362,19 @@ static int sb_cgroup_v1_make(const char *controller, const char *name, char *bas
 	    sb_cgroup_self(controller, self, sizeof(self)) < 0)
 		return -ENOENT;
 	sb_fmt(base, PATH_MAX, "%s%s/sandcell", mnt, self);
-	if (mkdir(base, 0755) < 0 && errno != EEXIST)
-		return -errno;
-	sb_cgroup_sweep(base);
 	sb_fmt(dir, PATH_MAX, "%s/%s", base, name);
-	if (mkdir(dir, 0755) < 0 && errno != EEXIST)
-		return -errno;
-	return 0;
+	/* The shared parent goes when the last kernel leaves: it may vanish under us. */
+	for (int i = 0; i < 5; i++) {
+		if (mkdir(base, 0755) < 0 && errno != EEXIST)
+			return -errno;
+		if (i == 0)
+			sb_cgroup_sweep(base);
+		if (mkdir(dir, 0755) == 0)
+			return 0;
+		if (errno != ENOENT)
+			return -errno;
+	}
+	return -ENOENT;
 }
 
 static int sb_cgroup_v2_make(const char *name, char *dir)
@@ -394,7 +401,7 @@ static int sb_cgroup_v2_make(const char *name, char *dir)
 	if (sb_write_file(path, "+memory +pids") < 0)
 		return -EPERM;
 	sb_fmt(dir, PATH_MAX, "%s%s/sandcell/%s", mnt, self, name);
-	if (mkdir(dir, 0755) < 0 && errno != EEXIST)
+	if (mkdir(dir, 0755) < 0)
 		return -errno;
 	return 0;
 }
@@ -405,8 +412,13 @@ static void sb_cgroup_setup(struct kern_sandbox *sb, struct sb_cgroup *cg, uint6
 	/* The workspace's and /tmp's files are memory too (tmpfs), and count here. */
 	uint64_t mem = sb->memory ? sb->memory + KERN_SB_CG_SLACK : 0;
 
+	uint32_t salt = 0;
+
 	memset(cg, 0, sizeof(*cg));
-	sb_fmt(name, sizeof(name), "k%d", (int)getpid());
+	/* Unique even across pid namespaces (the pid alone is not). */
+	if (getrandom(&salt, sizeof(salt), GRND_NONBLOCK) != (ssize_t)sizeof(salt))
+		salt = (uint32_t)time(NULL) ^ (uint32_t)getpid() << 16;
+	sb_fmt(name, sizeof(name), "k%d-%08x", (int)getpid(), salt);
 	if (geteuid() != 0) {
 		sb_set(sb, KERN_LAYER_CGROUP_MEMORY, false, "needs root to make cgroups");
 		sb_set(sb, KERN_LAYER_CGROUP_PIDS, false, "needs root to make cgroups");
@@ -455,19 +467,24 @@ static void sb_cgroup_setup(struct kern_sandbox *sb, struct sb_cgroup *cg, uint6
 		cg->version = 0;
 }
 
-static void sb_cgroup_attach(const struct sb_cgroup *cg, pid_t pid)
+/* Moves pid into the kernel's cgroups. Returns 0 or -1 (the cgroup is reported, so must hold). */
+static int sb_cgroup_attach(const struct sb_cgroup *cg, pid_t pid)
 {
 	char path[PATH_MAX + 32], val[32];
+	int r = 0;
 
 	sb_fmt(val, sizeof(val), "%d", (int)pid);
 	if (cg->mem[0]) {
 		sb_fmt(path, sizeof(path), "%s/cgroup.procs", cg->mem);
-		sb_write_file(path, val);
+		if (sb_write_file(path, val) < 0)
+			r = -1;
 	}
 	if (cg->pids[0] && strcmp(cg->pids, cg->mem) != 0) {
 		sb_fmt(path, sizeof(path), "%s/cgroup.procs", cg->pids);
-		sb_write_file(path, val);
+		if (sb_write_file(path, val) < 0)
+			r = -1;
 	}
+	return r;
 }
 
 /* Whether the memory cgroup killed something for running out of memory. */
@@ -1399,7 +1416,15 @@ int kern_sandbox_enter(struct kern_sandbox *sb, const int *keep, size_t n_keep)
 		sb_cgroup_remove(&cg);
 		return r;
 	}
-	sb_cgroup_attach(&cg, middle);
+	if (sb_cgroup_attach(&cg, middle) < 0) {
+		/* A cgroup reported active must hold the kernel: no kernel rather than a weaker
+		 * one. */
+		sb_log(sb, "cannot move the kernel into its cgroup: %s", strerror(errno));
+		kill(middle, SIGKILL);
+		waitpid(middle, NULL, 0);
+		sb_cgroup_remove(&cg);
+		_exit(KERN_EXIT_SANDBOX);
+	}
 	if (write(down[1], "c", 1) != 1 ||
 	    read(up[0], &flags, sizeof(flags)) != (ssize_t)sizeof(flags)) {
 		kill(middle, SIGKILL);

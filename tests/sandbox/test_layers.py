@@ -221,7 +221,7 @@ class LayerTests(unittest.TestCase):
         with open("/proc/self/cgroup") as f:
             has_memory_cgroup = "memory" in f.read()
         if has_memory_cgroup and os.geteuid() == 0:
-            self.assertIn("/sandcell/k%d" % self.k.proc.pid, cg)
+            self.assertIn("/sandcell/k%d-" % self.k.proc.pid, cg)
 
 
 class ModerateLayerTests(LayerTests):
