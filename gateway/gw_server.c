@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/signalfd.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -617,6 +618,28 @@ static int gw_server_signals(struct gw_server *srv)
 	return gw_server_adopt(srv, fd, GW_SIGNAL_PROTOCOL, NULL) ? 0 : -ENOMEM;
 }
 
+/*
+ * Raises the soft limit of open files for --max-kernels: a kernel costs about a dozen
+ * descriptors here (its sockets and ZeroMQ's signalling pipes, a pidfd, a stderr pipe, its
+ * clients), and the default soft limit of 1024 would stop at about eighty kernels.
+ */
+static void gw_server_fd_limit(struct gw_server *srv)
+{
+	struct rlimit rl;
+	rlim_t want = (rlim_t)srv->cfg->max_kernels * 16 + 1024;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) < 0 || rl.rlim_cur >= want)
+		return;
+	rl.rlim_cur = want < rl.rlim_max ? want : rl.rlim_max;
+	if (setrlimit(RLIMIT_NOFILE, &rl) < 0)
+		gw_log(srv, GW_WARN, "cannot raise the open-file limit to %llu: %s",
+		       (unsigned long long)want, strerror(errno));
+	else if (rl.rlim_cur < want)
+		gw_log(srv, GW_WARN,
+		       "open files are limited to %llu: fewer than --max-kernels %d may fit",
+		       (unsigned long long)rl.rlim_cur, srv->cfg->max_kernels);
+}
+
 int gw_server_init(struct gw_server *srv, struct gw_config *cfg)
 {
 	static const lws_retry_bo_t retry = {
@@ -640,9 +663,13 @@ int gw_server_init(struct gw_server *srv, struct gw_config *cfg)
 		gw_log(srv, GW_ERR, "cannot create the runtime directory: %s", strerror(-r));
 		return r;
 	}
+	gw_server_fd_limit(srv);
 	srv->zctx = zmq_ctx_new();
 	if (!srv->zctx)
 		return -ENOMEM;
+	/* Four sockets a kernel, pooled ones included (ZeroMQ's default allows 1023 in all). */
+	zmq_ctx_set(srv->zctx, ZMQ_MAX_SOCKETS,
+	            4 * (cfg->max_kernels + GW_CONFIG_KERNEL_NAMES * cfg->kernel_pool) + 64);
 	policy = retry;
 	/* 0 means no pings; otherwise whole seconds, at least 1 (the option allows fractions). */
 	if (cfg->ping_interval > 0) {

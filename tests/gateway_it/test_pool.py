@@ -104,5 +104,18 @@ class NoPoolTests(ServerTestCase):
         self.assertEqual(kernel_ids_running(self.server), {kid})
 
 
+@sandcell_only
+class ScaleLimitTests(ServerTestCase):
+    """Room for --max-kernels kernels: the open-file limit is raised to fit them."""
+    server_options = {"max-kernels": 500}
+
+    def test_open_file_limit_fits_the_kernels(self):
+        with open("/proc/%d/limits" % self.server.proc.pid) as f:
+            line = next(l for l in f if l.startswith("Max open files"))
+        soft, hard = line.split()[3:5]
+        want = 500 * 16 + 1024
+        self.assertGreaterEqual(int(soft), min(want, int(hard)), line)
+
+
 if __name__ == "__main__":
     unittest.main(verbosity=2)
