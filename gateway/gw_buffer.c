@@ -234,6 +234,21 @@ static bool gw_replay_trim(struct gw_replay *r, struct gw_held *o, size_t over)
 	return true;
 }
 
+/* Unlinks *pp (whose predecessor is prev), counts it as dropped and frees it. */
+static void gw_replay_unlink(struct gw_replay *r, struct gw_held **pp, struct gw_held *prev)
+{
+	struct gw_held *o = *pp;
+
+	*pp = o->next;
+	if (r->tail == o)
+		r->tail = prev;
+	r->bytes -= o->size;
+	r->count--;
+	r->dropped++;
+	r->dropped_bytes += o->size;
+	gw_held_free(o);
+}
+
 /* Unlinks and frees every droppable (output) message held. */
 static void gw_replay_drop_output(struct gw_replay *r)
 {
@@ -247,14 +262,7 @@ static void gw_replay_drop_output(struct gw_replay *r)
 			pp = &o->next;
 			continue;
 		}
-		*pp = o->next;
-		if (r->tail == o)
-			r->tail = prev;
-		r->bytes -= o->size;
-		r->count--;
-		r->dropped++;
-		r->dropped_bytes += o->size;
-		gw_held_free(o);
+		gw_replay_unlink(r, pp, prev);
 	}
 }
 
@@ -277,15 +285,8 @@ static void gw_replay_make_room(struct gw_replay *r, size_t need, size_t cap)
 				pp = &o->next;
 				continue;
 			}
-			*pp = o->next;
-			if (r->tail == o)
-				r->tail = prev;
-			r->bytes -= o->size;
-			r->count--;
-			r->dropped++;
-			r->dropped_bytes += o->size;
 			gw_replay_note_parent(r, &o->msg.parent);
-			gw_held_free(o);
+			gw_replay_unlink(r, pp, prev);
 		}
 	}
 }

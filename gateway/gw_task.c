@@ -476,13 +476,7 @@ static int gw_task_send(struct gw_task *t)
 	proto_ws_msg_clear(&m);
 	if (r < 0)
 		return r;
-	/* The limits it runs under, kept for the result even if the kernel goes. */
-	t->lim_memory = k->profile.memory;
-	t->lim_cpu = k->profile.cpu_time;
-	t->lim_output = k->profile.output;
-	t->lim_wall = t->p.timeout > 0 && t->p.timeout < k->profile.wall_time
-	                      ? t->p.timeout
-	                      : k->profile.wall_time;
+	gw_task_note_limits(t, k);
 	k->task = t;
 	return 0;
 }

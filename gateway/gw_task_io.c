@@ -24,24 +24,32 @@
 
 /* ---- process usage ---- */
 
+/* Reads at most size - 1 bytes of a small file into buf, NUL-terminated. Returns the length
+ * or -1. */
+static ssize_t gw_read_small(const char *path, char *buf, size_t size)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	ssize_t n;
+
+	if (fd < 0)
+		return -1;
+	n = read(fd, buf, size - 1);
+	close(fd);
+	if (n >= 0)
+		buf[n] = '\0';
+	return n;
+}
+
 /* Adds pid's CPU ticks and resident pages; returns how many children it listed in kids. */
 static size_t gw_proc_one(pid_t pid, unsigned long long *ticks, unsigned long long *pages,
                           pid_t *kids, size_t room)
 {
 	char path[64], buf[1024], *p;
-	ssize_t n;
 	size_t found = 0;
-	int fd;
 
 	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
+	if (gw_read_small(path, buf, sizeof(buf)) <= 0)
 		return 0;
-	n = read(fd, buf, sizeof(buf) - 1);
-	close(fd);
-	if (n <= 0)
-		return 0;
-	buf[n] = '\0';
 	p = strrchr(buf, ')');
 	if (p) {
 		unsigned long long ut = 0, st = 0, cut = 0, cst = 0, rss = 0;
@@ -62,14 +70,8 @@ static size_t gw_proc_one(pid_t pid, unsigned long long *ticks, unsigned long lo
 		}
 	}
 	snprintf(path, sizeof(path), "/proc/%d/task/%d/children", (int)pid, (int)pid);
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
+	if (gw_read_small(path, buf, sizeof(buf)) <= 0)
 		return 0;
-	n = read(fd, buf, sizeof(buf) - 1);
-	close(fd);
-	if (n <= 0)
-		return 0;
-	buf[n] = '\0';
 	for (char *s = buf, *end; found < room; s = end) {
 		long v = strtol(s, &end, 10);
 
