@@ -1101,7 +1101,10 @@ class Bench:
             desc.append(f"sandcell {self.srv[SANDCELL].version} (`{self.gateway_path}`"
                         f"{', git ' + rev if rev else ''}{', meson ' + build if build else ''}; kernel "
                         f"{ki.get('implementation', '?')} {ki.get('implementation_version', '?')}, "
-                        f"Python {ki.get('language_info', {}).get('version', '?')})")
+                        f"Python {ki.get('language_info', {}).get('version', '?')}); its defaults, "
+                        "so kernels come from its pool of ready kernels (`--kernel-pool 2`) when "
+                        "one is there: the start row is what a client waits for, not a cold start "
+                        "(`sandbox_bench.py` measures those)")
         if JUPYTER in kinds:
             ki = self.kinfo.get(JUPYTER, {})
             desc.append(f"jupyter-server {self.srv[JUPYTER].version} (tornado {pkg_version('tornado')}, "
