@@ -52,6 +52,11 @@ static const char *const gw_state_names[] = {
         [GW_KERNEL_RESTARTING] = "restarting", [GW_KERNEL_DEAD] = "dead",
 };
 
+const char *gw_kernel_state_name(enum gw_kernel_state state)
+{
+	return gw_state_names[state];
+}
+
 static void gw_kernel_warm_up(struct gw_kernel *k);
 static void gw_kernel_pool_schedule(struct gw_server *srv);
 static int gw_pool_index(const struct gw_config *cfg, const char *name);

@@ -26,6 +26,9 @@
 int gw_kernel_start(struct gw_server *srv, const char *name, const json_t *narrow,
                     struct gw_kernel **out, struct proto_error *err);
 
+/* "starting", "idle", "busy", "restarting", "dead". */
+const char *gw_kernel_state_name(enum gw_kernel_state state);
+
 /* Looks a kernel up by id. Borrowed; NULL when unknown. */
 struct gw_kernel *gw_kernel_find(struct gw_server *srv, const char *id);
 

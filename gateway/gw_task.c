@@ -15,6 +15,7 @@
 #include "gw_task_internal.h"
 #include "gw_ws.h"
 #include "proto_id.h"
+#include "proto_utf8.h"
 
 /* A borrowed JSON value the task keeps const, for jansson's non-const setters (which only
  * take a reference). */
@@ -97,30 +98,14 @@ static void gw_text_add(struct gw_text *x, const char *s, size_t len)
 	}
 }
 
-/* The length of s[0..len) cut back to a whole UTF-8 character. */
-static size_t gw_utf8_whole(const char *s, size_t len)
-{
-	size_t i = len, back = 0;
-
-	while (i > 0 && back < 4 && ((unsigned char)s[i - 1] & 0xC0) == 0x80) {
-		i--;
-		back++;
-	}
-	if (i > 0) {
-		unsigned char c = (unsigned char)s[i - 1];
-		size_t need = c >= 0xF0 ? 4 : c >= 0xE0 ? 3 : c >= 0xC0 ? 2 : 1;
-
-		if (need != back + 1)
-			return i - 1 + (need == 1 ? 1 : 0);
-	}
-	return len;
-}
-
 /* The captured text as a JSON string: all of it, or its start, a marker and its end. */
 static json_t *gw_text_json(const struct gw_text *x)
 {
 	char marker[96], *buf;
-	size_t hl = gw_utf8_whole(x->head ? x->head : "", x->head_len), n = 0, skip = 0;
+	size_t hl = x->head ? proto_utf8_complete_prefix((const unsigned char *)x->head,
+	                                                 x->head_len)
+	                    : 0,
+	       n = 0, skip = 0;
 	json_t *j;
 
 	if (!x->cut || !x->tail_len)
@@ -490,11 +475,6 @@ static void gw_task_run(struct gw_task *t)
 	t->phase = GW_TASK_RUNNING;
 	t->sent_us = gw_now_us();
 	proto_id_date_now(t->started_iso);
-	if (t->kernel && t->kernel->pid > 0) {
-		size_t rss;
-
-		gw_task_proc_usage(t->kernel->pid, &t->cpu_at_send, &rss);
-	}
 	r = gw_task_send(t);
 	if (r < 0) {
 		snprintf(t->lost, sizeof(t->lost), "could not send the code to the kernel: %s",
@@ -502,7 +482,9 @@ static void gw_task_run(struct gw_task *t)
 		gw_task_poke(t);
 		return;
 	}
-	lws_sul_schedule(t->srv->cx, 0, &t->sul_metrics, gw_task_metrics_cb, LWS_US_PER_SEC);
+	/* The first tick only notes the CPU time the kernel had used: off the request's path, and
+	 * never for the short runs that end before it. */
+	lws_sul_schedule(t->srv->cx, 0, &t->sul_metrics, gw_task_metrics_cb, GW_TASK_CPU_BASE_US);
 }
 
 /* ---- observing the kernel ---- */
@@ -666,10 +648,13 @@ static void gw_task_metrics_cb(lws_sorted_usec_list_t *sul)
 	if (t->phase != GW_TASK_RUNNING || !t->kernel || t->kernel->pid <= 0)
 		return;
 	gw_task_proc_usage(t->kernel->pid, &cpu, &rss);
-	/* CPU time of this execution: what the kernel used since it started it. */
+	/* CPU time of this execution: what the kernel used since the first tick. */
 	if (!t->cpu_base_set) {
-		t->cpu_base = t->cpu_at_send;
+		t->cpu_base = cpu;
 		t->cpu_base_set = true;
+		lws_sul_schedule(t->srv->cx, 0, &t->sul_metrics, gw_task_metrics_cb,
+		                 LWS_US_PER_SEC - GW_TASK_CPU_BASE_US);
+		return;
 	}
 	cpu -= t->cpu_base;
 	if (cpu < 0)
@@ -954,7 +939,6 @@ void gw_task_exec_reset(struct gw_task *t)
 	t->output_bytes = 0;
 	t->peak_rss = 0;
 	t->cpu_base_set = false;
-	t->cpu_at_send = 0;
 	memset(t->alerted, 0, sizeof(t->alerted));
 	t->msg_id[0] = '\0';
 	lws_sul_cancel(&t->sul_metrics);

@@ -16,6 +16,7 @@
 #define GW_TASK_REPLY_MAX      (16u << 20) /* an execute_reply larger is not believed */
 #define GW_TASK_QUEUE_MAX      64          /* tasks waiting for one session */
 #define GW_TASK_PROGRESS_MIME  "application/vnd.sandcell.progress+json"
+#define GW_TASK_CPU_BASE_US    (50 * 1000) /* when a run's CPU baseline is read */
 
 /* A captured stream: its first GW_TASK_HALF bytes, then a ring of its newest. */
 struct gw_text {
@@ -83,7 +84,7 @@ struct gw_task {
 	unsigned lim_cpu;
 	double lim_wall;
 	size_t peak_rss;
-	double cpu_at_send, cpu_base;
+	double cpu_base; /* the kernel's CPU seconds at the first metrics tick */
 	bool cpu_base_set;
 	bool alerted[4];
 	bool cancel_requested, cancelled;

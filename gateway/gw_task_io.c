@@ -646,8 +646,7 @@ static json_t *gw_tsession_model(struct gw_server *srv, const struct gw_tsession
 	int64_t last =
 	        s->kernel && s->kernel->active_us > s->last_us ? s->kernel->active_us : s->last_us;
 	double left = srv->cfg->session_idle_timeout - (double)(gw_now_us() - last) / 1e6;
-	static const char *const states[] = {"starting", "idle", "busy", "restarting", "dead"};
-	const char *state = s->kernel ? states[s->kernel->state] : "dead";
+	const char *state = s->kernel ? gw_kernel_state_name(s->kernel->state) : "dead";
 
 	return json_pack("{s:s, s:s?, s:s, s:s, s:s, s:I, s:s, s:f}", "session_id", s->id,
 	                 "kernel_id", s->kernel ? s->kernel->id : NULL, "security_level",
