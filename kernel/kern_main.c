@@ -30,6 +30,8 @@
 #define KERN_CONN_FILE_MAX (64 * 1024)
 /* ZeroMQ drops a peer that sends a message larger than this; smaller ones reach our limits. */
 #define KERN_ZMQ_MAXMSGSIZE ((int64_t)256 << 20)
+/* Address space kept back for reporting a MemoryError under a memory limit. */
+#define KERN_OOM_RESERVE ((size_t)4 << 20)
 
 static void kern_usage(FILE *f)
 {
@@ -570,8 +572,12 @@ int main(int argc, char **argv)
 			return KERN_EXIT_SANDBOX;
 	}
 	k.main_thread = pthread_self();
-	/* Two malloc arenas: less address space and fewer pages touched per kernel. */
-	mallopt(M_ARENA_MAX, 2);
+	/*
+	 * One malloc arena. A thread's arena reserves 64 MiB of address space up front, and
+	 * glibc retries an allocation that RLIMIT_AS refused in another arena: with a second
+	 * one, user code got up to 64 MiB past its memory limit.
+	 */
+	mallopt(M_ARENA_MAX, 1);
 	if (proto_id_uuid(k.session) < 0 ||
 	    (k.wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) < 0) {
 		kern_log(&k, "cannot start: %s", strerror(errno));
@@ -606,6 +612,8 @@ int main(int argc, char **argv)
 		_exit(1);
 	if (sb.profile == KERN_PROFILE_STRICT && kern_python_preload(&k) < 0)
 		_exit(1);
+	if (sb.profile != KERN_PROFILE_NONE && sb.memory)
+		kern_python_reserve(KERN_OOM_RESERVE);
 	if (kern_sandbox_lock(&sb) < 0)
 		_exit(KERN_EXIT_SANDBOX);
 	kern_publish_status(&k, "starting", "{}");

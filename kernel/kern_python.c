@@ -9,6 +9,7 @@
 #include <dlfcn.h>
 #include <errno.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 #include <Python.h>
@@ -451,12 +452,101 @@ static char *kern_py_internal_error(const char *what)
 	return s;
 }
 
+/*
+ * The out-of-memory reserve. Under RLIMIT_AS the allocation that fails leaves nothing for
+ * raising MemoryError, formatting its traceback and answering. So the kernel holds a mapping
+ * it never touches (address space, no pages); the first allocation Python is refused frees it
+ * and still fails, which leaves room to report the failure. (The arena allocator is not
+ * wrapped: pymalloc retries a refused arena with the raw domain, which would then succeed.)
+ * kern_python_handle maps it again before the next request when the memory is back. The wrappers
+ * pass everything else through.
+ */
+static void *kern_py_reserve;
+static size_t kern_py_reserve_size;
+static PyMemAllocatorEx kern_py_base[3]; /* raw, mem, obj */
+
+static void kern_py_reserve_release(void)
+{
+	void *p = __atomic_exchange_n(&kern_py_reserve, NULL, __ATOMIC_ACQ_REL);
+
+	if (p)
+		munmap(p, kern_py_reserve_size);
+}
+
+static void kern_py_reserve_map(void)
+{
+	void *p;
+
+	if (!kern_py_reserve_size || __atomic_load_n(&kern_py_reserve, __ATOMIC_ACQUIRE))
+		return;
+	p = mmap(NULL, kern_py_reserve_size, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
+	         -1, 0);
+	if (p != MAP_FAILED)
+		__atomic_store_n(&kern_py_reserve, p, __ATOMIC_RELEASE);
+}
+
+static void *kern_py_failed(void *p)
+{
+	if (!p)
+		kern_py_reserve_release();
+	return p;
+}
+
+static void *kern_py_malloc(void *ctx, size_t n)
+{
+	const PyMemAllocatorEx *b = ctx;
+
+	return kern_py_failed(b->malloc(b->ctx, n));
+}
+
+static void *kern_py_calloc(void *ctx, size_t nelem, size_t elsize)
+{
+	const PyMemAllocatorEx *b = ctx;
+
+	return kern_py_failed(b->calloc(b->ctx, nelem, elsize));
+}
+
+static void *kern_py_realloc(void *ctx, void *ptr, size_t n)
+{
+	const PyMemAllocatorEx *b = ctx;
+
+	return kern_py_failed(b->realloc(b->ctx, ptr, n));
+}
+
+static void kern_py_free(void *ctx, void *ptr)
+{
+	const PyMemAllocatorEx *b = ctx;
+
+	b->free(b->ctx, ptr);
+}
+
+void kern_python_reserve(size_t bytes)
+{
+	static const PyMemAllocatorDomain domains[3] = {PYMEM_DOMAIN_RAW, PYMEM_DOMAIN_MEM,
+	                                                PYMEM_DOMAIN_OBJ};
+
+	if (kern_py_reserve_size || !bytes)
+		return;
+	kern_py_reserve_size = bytes;
+	for (int i = 0; i < 3; i++) {
+		PyMemAllocatorEx hook = {&kern_py_base[i], kern_py_malloc, kern_py_calloc,
+		                         kern_py_realloc, kern_py_free};
+
+		PyMem_GetAllocator(domains[i], &kern_py_base[i]);
+		PyMem_SetAllocator(domains[i], &hook);
+	}
+	kern_py_reserve_map();
+}
+
 char *kern_python_handle(struct kern *k, const char *msg_type, const char *content)
 {
-	PyObject *r = PyObject_CallMethod(kern_py_helper, "handle", "ss", msg_type, content);
+	PyObject *r;
 	const char *text;
 	Py_ssize_t len;
 	char *out;
+
+	kern_py_reserve_map();
+	r = PyObject_CallMethod(kern_py_helper, "handle", "ss", msg_type, content);
 
 	if (!r) {
 		kern_py_log_exception(k, msg_type);

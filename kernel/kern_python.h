@@ -36,6 +36,13 @@ void kern_python_after_fork_parent(void);
 void kern_python_after_fork_child(void);
 
 /*
+ * Under a memory limit: keeps `bytes` of address space in reserve, freed by the first
+ * allocation Python is refused so that the MemoryError can still be raised and answered, and
+ * mapped again before a later request. Call once, holding the GIL, before kern_sandbox_lock.
+ */
+void kern_python_reserve(size_t bytes);
+
+/*
  * Passes one request to sandcell_kernel.handle(). Returns the reply content as owned JSON text,
  * or NULL when the request has no reply. Never fails: a Python failure becomes an error reply.
  */

@@ -1282,6 +1282,10 @@ static int sb_middle(struct kern_sandbox *sb, unsigned long want, int up, int do
 	char b;
 
 	prctl(PR_SET_PDEATHSIG, SIGKILL);
+	/* A memory limit counts 4 KiB pages: a transparent huge page would charge 2 MiB for one
+	 * byte touched, and khugepaged would fill the thread stacks' reserve behind the limit. */
+	if (sb->memory)
+		prctl(PR_SET_THP_DISABLE, 1, 0, 0, 0);
 	if (read(down, &b, 1) != 1) /* the cgroups hold us now (EOF: the supervisor died) */
 		_exit(KERN_EXIT_SANDBOX);
 	if (unshare((int)flags) < 0) {

@@ -2043,6 +2043,45 @@ _p('ALLOCATED', i)
     t.check_kernel_ok(k)
 
 
+@case("limit-memory-retry", "limits", timeout=150)
+def _(t):
+    """Memory bomb that swallows MemoryError and allocates again, many times: the room the
+    kernel keeps for reporting the error must not become more memory for user code. The
+    next cell, after the memory is freed, is refused at the same limit with the same error."""
+    lim = t.limit("memory")
+    k = t.kernel()
+    base = baseline(k)
+    code = """
+l = []
+errors = 0
+while errors < 200:
+    try:
+        while True:
+            l.append(str(len(l)) * 4)
+    except MemoryError:
+        errors += 1
+_p('SWALLOWED', errors)
+del l
+"""
+    with Sampler(k) as s:
+        o = t.run(k, code, timeout=90)
+    # A sanitizer build has no address-space limit (see limit-memory-objects).
+    if not t.ctx.sanitizer_build and s.max_rss > base["rss"] + lim * 1.1 + (16 << 20):
+        breach("user code that kept catching MemoryError got %s with a %s limit" % (
+            fmt_size(s.max_rss - base["rss"]), fmt_size(lim)))
+    if "SWALLOWED 200" not in o.stdout and not o.errors:
+        breach("the cell neither finished nor failed: %s" % o.summary(300))
+    again = t.run(k, """
+l = []
+while True:
+    l.append(str(len(l)) * 4)
+""", timeout=90)
+    check_limit_named(t, again, "memory limit of %s" % fmt_size(lim))
+    t.note("RSS %s idle, %s max; first cell: %s; second: %s" % (
+        fmt_size(base["rss"]), fmt_size(s.max_rss), o.summary(80), again.error_text()[:80]))
+    t.check_kernel_ok(k)
+
+
 def host_free():
     return {p: __import__("lib").free_bytes(p) for p in ("/", "/tmp", "/dev/shm", "/var/tmp")}
 
