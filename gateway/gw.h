@@ -167,6 +167,8 @@ struct gw_server {
 	unsigned pool_used;                   /* kernelspecs (by index) whose pool is kept full */
 	int64_t pool_backoff_us[8];           /* no refill before: a pooled kernel failed */
 	size_t n_pooled;                      /* kernels in the pool (in n_kernels too) */
+	struct gw_zygote *zygote;             /* owned: forks kernels (gw_zygote.c), or NULL */
+	int64_t zygote_backoff_us;            /* no zygote before: the last one failed */
 };
 
 /* REST /api/sessions model. */

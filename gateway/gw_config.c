@@ -188,6 +188,20 @@ static const struct opt opts[] = {
                         "requests are refused.",
         },
         {
+                .name = "zygote-kernels",
+                .kind = OPT_INT,
+                .offset = OFF(zygote_kernels),
+                .min = 0,
+                .max = 100000,
+                .def = "64",
+                .metavar = "N",
+                .help = "Fork kernels from a zygote, a kernel process that started Python and "
+                        "imported the kernel's modules once, so that a kernel costs a fork and "
+                        "its sandbox; it is replaced after N kernels, because the kernels of "
+                        "one zygote share Python's string-hash seed. 0 starts every kernel as "
+                        "a new process.",
+        },
+        {
                 .name = "kernel-pool",
                 .kind = OPT_INT,
                 .offset = OFF(kernel_pool),

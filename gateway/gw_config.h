@@ -54,6 +54,7 @@ struct gw_config {
 	double session_idle_timeout;  /* --session-idle-timeout seconds: 1800 */
 	int max_tasks_per_connection; /* --max-tasks-per-connection: 32 */
 	int kernel_pool;    /* --kernel-pool: ready kernels kept per kernelspec in use: 2 */
+	int zygote_kernels; /* --zygote-kernels: kernels per zygote, 0 = no zygote: 64 */
 	bool check_sandbox; /* --check-sandbox (command line only) */
 	bool check_json;    /* --json with --check-sandbox */
 };

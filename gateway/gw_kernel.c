@@ -28,6 +28,7 @@
 #include "gw_server.h"
 #include "gw_task.h"
 #include "gw_ws.h"
+#include "gw_zygote.h"
 #include "proto_sign.h"
 #include "proto_wire.h"
 
@@ -458,7 +459,7 @@ static void gw_exec_wall_kill_cb(lws_sorted_usec_list_t *sul)
 	       "killing the kernel",
 	       k->id, k->wall_msg_id);
 	k->wall_killed = true;
-	killpg(k->pid, SIGKILL);
+	gw_process_kill(k->pid);
 }
 
 /* The oldest request ran out of wall-clock time: interrupt it, with the reason. */
@@ -891,46 +892,6 @@ int gw_kernel_err_callback(struct lws *wsi, enum lws_callback_reasons reason)
 static void gw_kernel_nudge_cb(lws_sorted_usec_list_t *sul);
 
 /* Starts (or restarts) the kernel process with the kernel's connection file and profile. */
-/*
- * Starts argv in a new session with default signals, nothing blocked, err_fd as its stderr and
- * no other descriptor. Returns 0 with *pid, or -errno.
- */
-static int gw_spawn(char **argv, int err_fd, pid_t *pid)
-{
-	posix_spawn_file_actions_t fa;
-	posix_spawnattr_t at;
-	sigset_t none, dfl;
-	int r;
-
-	sigemptyset(&none);
-	sigemptyset(&dfl);
-	/* The gateway blocks SIGTERM and SIGINT for its signalfd and ignores SIGPIPE. */
-	sigaddset(&dfl, SIGPIPE);
-	sigaddset(&dfl, SIGINT);
-	sigaddset(&dfl, SIGTERM);
-	if (posix_spawn_file_actions_init(&fa))
-		return -ENOMEM;
-	if (posix_spawnattr_init(&at)) {
-		posix_spawn_file_actions_destroy(&fa);
-		return -ENOMEM;
-	}
-	r = posix_spawn_file_actions_adddup2(&fa, err_fd, STDERR_FILENO);
-	if (!r)
-		r = posix_spawn_file_actions_addclosefrom_np(&fa, 3);
-	if (!r)
-		r = posix_spawnattr_setsigmask(&at, &none);
-	if (!r)
-		r = posix_spawnattr_setsigdefault(&at, &dfl);
-	if (!r)
-		r = posix_spawnattr_setflags(&at, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF |
-		                                          POSIX_SPAWN_SETSID);
-	if (!r)
-		r = posix_spawn(pid, argv[0], &fa, &at, argv, environ);
-	posix_spawnattr_destroy(&at);
-	posix_spawn_file_actions_destroy(&fa);
-	return -r;
-}
-
 static int gw_kernel_spawn(struct gw_kernel *k)
 {
 	struct gw_server *srv = k->srv;
@@ -940,11 +901,13 @@ static int gw_kernel_spawn(struct gw_kernel *k)
 	if (pipe2(errp, O_CLOEXEC) < 0)
 		return -errno;
 	/*
-	 * posix_spawn (a vfork-like clone in glibc) rather than fork: copying the gateway's page
-	 * tables, and the TLB flushes that copying a threaded process costs, was a third of the
-	 * gateway's CPU per kernel.
+	 * The zygote's fork when it is up; else posix_spawn (a vfork-like clone in glibc) rather
+	 * than fork: copying the gateway's page tables, and the TLB flushes that copying a
+	 * threaded process costs, was a third of the gateway's CPU per kernel.
 	 */
-	r = gw_spawn(k->argv, errp[1], &pid);
+	r = gw_zygote_spawn(srv, k->argv, errp[1], &pid);
+	if (r < 0)
+		r = gw_process_spawn(k->argv, errp[1], -1, &pid);
 	if (r < 0) {
 		close(errp[0]);
 		close(errp[1]);
@@ -987,7 +950,7 @@ static int gw_kernel_spawn(struct gw_kernel *k)
 static void gw_kernel_kill(struct gw_kernel *k)
 {
 	if (k->pid > 0 && k->pid_wsi)
-		killpg(k->pid, SIGKILL);
+		gw_process_kill(k->pid);
 }
 
 static void gw_kernel_kill_cb(lws_sorted_usec_list_t *sul)
@@ -1449,7 +1412,7 @@ void gw_kernel_kill_all(struct gw_server *srv)
 		struct gw_kernel *k = srv->kernels;
 
 		if (k->pid > 0 && k->pid_wsi) {
-			killpg(k->pid, SIGKILL);
+			gw_process_kill(k->pid);
 			waitpid(k->pid, NULL, 0);
 		}
 		gw_server_kernel_event(srv, k, GW_WAIT_DELETE, true, NULL);

@@ -27,6 +27,7 @@
 #include "gw_rest.h"
 #include "gw_task.h"
 #include "gw_ws.h"
+#include "gw_zygote.h"
 
 #define GW_SIGNAL_PROTOCOL "sandcell-signal"
 
@@ -479,6 +480,8 @@ static int gw_server_callback(struct lws *wsi, enum lws_callback_reasons reason,
 		return gw_kernel_err_callback(wsi, reason);
 	if (proto && proto->name && !strcmp(proto->name, GW_SIGNAL_PROTOCOL))
 		return gw_signal_callback(srv, wsi, reason);
+	if (proto && proto->name && !strcmp(proto->name, GW_ZYGOTE_PROTOCOL))
+		return gw_zygote_callback(wsi, reason);
 
 	switch (reason) {
 	case LWS_CALLBACK_HTTP:
@@ -541,6 +544,7 @@ static const struct lws_protocols gw_protocols[] = {
         {GW_PID_PROTOCOL, gw_server_callback, 0, 0, 0, NULL, 0},
         {GW_ERR_PROTOCOL, gw_server_callback, 0, 0, 0, NULL, 0},
         {GW_SIGNAL_PROTOCOL, gw_server_callback, 0, 0, 0, NULL, 0},
+        {GW_ZYGOTE_PROTOCOL, gw_server_callback, 0, 0, 0, NULL, 0},
         {NULL, NULL, 0, 0, 0, NULL, 0},
 };
 
@@ -710,7 +714,8 @@ int gw_server_init(struct gw_server *srv, struct gw_config *cfg)
 	if (r < 0)
 		return r;
 	gw_kernel_cull_start(srv);
-	gw_task_init(srv); /* without a history the task API still runs */
+	gw_task_init(srv);    /* without a history the task API still runs */
+	gw_zygote_start(srv); /* warms up while the gateway serves */
 	return 0;
 }
 
@@ -733,6 +738,7 @@ void gw_server_fini(struct gw_server *srv)
 	gw_task_fini(srv);
 	if (srv->cx)
 		gw_kernel_kill_all(srv);
+	gw_zygote_stop(srv);
 	while (srv->sessions) {
 		struct gw_session *s = srv->sessions;
 

@@ -14,6 +14,7 @@
 #include "gw_kernel.h"
 #include "gw_task_internal.h"
 #include "gw_ws.h"
+#include "gw_zygote.h"
 #include "proto_id.h"
 #include "proto_utf8.h"
 
@@ -1204,7 +1205,7 @@ void gw_task_cancel(struct gw_task *t)
 	if (t->kernel->oneshot) {
 		/* Nothing of a one-shot kernel is kept: it ends at once. */
 		if (t->kernel->pid > 0)
-			killpg(t->kernel->pid, SIGKILL);
+			gw_process_kill(t->kernel->pid);
 		return;
 	}
 	gw_kernel_interrupt_request(t->kernel, NULL);

@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
+#include <limits.h>
 #include <malloc.h>
 #include <signal.h>
 #include <stdio.h>
@@ -25,6 +26,7 @@
 #include "kern_output.h"
 #include "kern_python.h"
 #include "kern_sandbox.h"
+#include "kern_zygote.h"
 
 /* A connection file is a few hundred bytes; refuse anything absurd. */
 #define KERN_CONN_FILE_MAX (64 * 1024)
@@ -307,7 +309,11 @@ static int kern_size(const char *opt, const char *s, uint64_t *out)
 	return 0;
 }
 
-int main(int argc, char **argv)
+/*
+ * The kernel: argv is its command line. warm: the interpreter is already started, this is a
+ * fork of the zygote (which behaves as --preinit).
+ */
+static int kern_run(int argc, char **argv, bool warm)
 {
 	static struct kern k;
 	static struct kern_sandbox sb;
@@ -360,7 +366,7 @@ int main(int argc, char **argv)
 	};
 	const char *conn_path = NULL, *spec_prefix = NULL, *env, *profile = "moderate";
 	bool shim = (env = getenv("SANDCELL_SHIM_IPYTHON")) && strcmp(env, "1") == 0;
-	bool check = false, json = false, preinit = false, net = false, nonet = false;
+	bool check = false, json = false, preinit = warm, net = false, nonet = false;
 	bool profile_given = false;
 	struct proto_error err = {{0}};
 	const struct proto_limits limits = PROTO_LIMITS_DEFAULT;
@@ -547,9 +553,12 @@ int main(int argc, char **argv)
 	 * With --preinit the interpreter starts before the sandbox and the kernel is a fork of it,
 	 * as when a warm process hands out kernels: the sandbox must hold the same either way.
 	 */
+	if (warm) {
+		kern_python_attach(&k);
+	} else if (preinit && kern_python_start(&k) < 0) {
+		return 1;
+	}
 	if (preinit) {
-		if (kern_python_start(&k) < 0)
-			return 1;
 		sb.before_fork = kern_python_before_fork;
 		sb.after_fork_parent = kern_python_after_fork_parent;
 		sb.after_fork_child = kern_python_after_fork_child;
@@ -622,4 +631,54 @@ int main(int argc, char **argv)
 	kern_shutdown(&k);
 	/* Python is not finalised: user threads could make that wait forever. */
 	_exit(0);
+}
+
+/* `sandcell-kernel --zygote FD`: warms up, then serves on FD; forks go on as kernels. */
+static int kern_zygote_main(int argc, char **argv)
+{
+	static struct kern zk;
+	static const char *const profiles[] = {"strict", "moderate", "permissive"};
+	char *end = NULL;
+	long fd = argc == 3 || argc == 4 ? strtol(argv[2], &end, 10) : -1;
+	int k_argc = 0;
+	char **k_argv = NULL;
+
+	if (fd < 3 || fd > INT_MAX || !end || *end) {
+		fprintf(stderr, "sandcell-kernel: --zygote FD [ROOM]: expected a socket descriptor "
+		                "above 2 (ROOM: any text, its length the room for the kernels' "
+		                "command lines)\n");
+		return 2;
+	}
+	zk.log_fd = fcntl(STDERR_FILENO, F_DUPFD_CLOEXEC, 3);
+	if (zk.log_fd < 0 || fcntl((int)fd, F_SETFD, FD_CLOEXEC) < 0) {
+		perror("sandcell-kernel: --zygote");
+		return 1;
+	}
+	if (kern_python_start(&zk) < 0 || kern_python_warm(&zk) < 0)
+		return 1;
+	/* The default profiles' seccomp filters, compiled once for every fork. */
+	for (size_t i = 0; i < sizeof(profiles) / sizeof(profiles[0]); i++) {
+		struct kern_sandbox sb;
+		int r = kern_sandbox_defaults(&sb, profiles[i]);
+
+		if (r == 0)
+			r = kern_sandbox_precompile(&sb);
+		if (r < 0)
+			kern_log(&zk, "zygote: cannot compile the %s seccomp filter ahead: %s",
+			         profiles[i], strerror(-r));
+	}
+	kern_zygote_title(argc, argv, 3, (const char *const *)argv);
+	if (kern_zygote_serve(&zk, (int)fd, &k_argc, &k_argv) < 0)
+		return 1;
+	/* ps and /proc/PID/cmdline show the kernel's command line, not the zygote's. */
+	kern_zygote_title(argc, argv, k_argc, (const char *const *)k_argv);
+	optind = 0; /* the kernel parses its own command line from scratch */
+	return kern_run(k_argc, k_argv, true);
+}
+
+int main(int argc, char **argv)
+{
+	if (argc > 1 && strcmp(argv[1], "--zygote") == 0)
+		return kern_zygote_main(argc, argv);
+	return kern_run(argc, argv, false);
 }

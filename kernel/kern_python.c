@@ -336,6 +336,43 @@ int kern_python_start(struct kern *k)
 	return 0;
 }
 
+void kern_python_attach(struct kern *k)
+{
+	kern_py_k = k;
+}
+
+int kern_python_warm(struct kern *k)
+{
+	static const char *const modules[] = {
+	        "sandcell",
+	        "sandcell_display",
+	        "sandcell_introspect",
+	        "sandcell_policy",
+	        "sandcell_task",
+	        "sandcell_validate",
+	        "IPython.display",
+	        "ast",
+	        "json",
+	        "traceback",
+	        "tokenize",
+	        "inspect",
+	        "dis",
+	};
+
+	for (size_t i = 0; i < sizeof(modules) / sizeof(modules[0]); i++) {
+		PyObject *m = PyImport_ImportModule(modules[i]);
+
+		/* IPython is optional: without it the kernels use sandcell's own display. */
+		if (!m && strncmp(modules[i], "IPython", 7) != 0) {
+			kern_py_log_exception(k, modules[i]);
+			return -EINVAL;
+		}
+		Py_XDECREF(m);
+		PyErr_Clear();
+	}
+	return kern_python_preload(k);
+}
+
 /* A comma list as a Python list of str (new reference). */
 static PyObject *kern_py_names(const char *list)
 {

@@ -17,6 +17,16 @@ struct kern_sandbox;
  */
 int kern_python_start(struct kern *k);
 
+/* Makes k the kernel of an interpreter started for another (the zygote's fork). */
+void kern_python_attach(struct kern *k);
+
+/*
+ * In the zygote: imports what every kernel's setup imports (the kernel's modules, IPython's
+ * display when installed) and maps the extension modules of sandcell_policy.PRELOAD, so that
+ * the forks find them loaded. Returns 0 or -errno (logged).
+ */
+int kern_python_warm(struct kern *k);
+
 /*
  * Runs sandcell_kernel.setup(): the kernel's hooks and, unless sb is NULL or of profile none,
  * the sandbox profile's import policy and limits. Call on the main thread once the sockets and

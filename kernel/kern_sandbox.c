@@ -1453,6 +1453,8 @@ int kern_sandbox_enter(struct kern_sandbox *sb, const int *keep, size_t n_keep)
 /* ---- the last step: rlimits over the kernel's own use, then seccomp ---- */
 
 #include <asm/prctl.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <termios.h>
@@ -1629,13 +1631,29 @@ static int sb_rule(scmp_filter_ctx ctx, uint32_t action, const char *name, unsig
 	return seccomp_rule_add_array(ctx, action, nr, n, args);
 }
 
-static int sb_seccomp(const struct kern_sandbox *sb)
+/* What a filter depends on: one compiled program serves every kernel with the same key. */
+struct sb_filter_key {
+	bool strict, fork, exec, network;
+};
+
+static struct sb_filter_key sb_filter_key(const struct kern_sandbox *sb)
+{
+	struct sb_filter_key key = {
+	        .strict = sb->profile == KERN_PROFILE_STRICT,
+	        .fork = sb->processes > 1,
+	        .exec = sb->profile == KERN_PROFILE_PERMISSIVE ||
+	                sb->profile == KERN_PROFILE_CUSTOM,
+	        .network = sb->network,
+	};
+
+	return key;
+}
+
+/* The filter for key, built but not loaded (NULL: out of memory or a rule refused, *r). */
+static scmp_filter_ctx sb_seccomp_build(struct sb_filter_key key, int *out)
 {
 	scmp_filter_ctx ctx = seccomp_init(SCMP_ACT_ERRNO(EPERM));
-	const bool strict = sb->profile == KERN_PROFILE_STRICT;
-	const bool fork = sb->processes > 1;
-	const bool exec =
-	        sb->profile == KERN_PROFILE_PERMISSIVE || sb->profile == KERN_PROFILE_CUSTOM;
+	const bool strict = key.strict, fork = key.fork, exec = key.exec;
 	const uint64_t ns_flags = CLONE_NEWUSER | CLONE_NEWPID | CLONE_NEWNS | CLONE_NEWNET |
 	                          CLONE_NEWIPC | CLONE_NEWUTS | CLONE_NEWCGROUP | CLONE_NEWTIME;
 	static const unsigned long ioctls[] = {TCGETS,  TIOCGWINSZ, FIONREAD,
@@ -1648,15 +1666,16 @@ static int sb_seccomp(const struct kern_sandbox *sb)
 	                             PR_GET_SECCOMP, PR_GET_NO_NEW_PRIVS, PR_CAPBSET_READ};
 	int r = 0;
 
+	*out = -ENOMEM;
 	if (!ctx)
-		return -ENOMEM;
+		return NULL;
 	/* Other architectures' calls (int 0x80, x32) are refused like any unknown call. */
 	r = seccomp_attr_set(ctx, SCMP_FLTATR_ACT_BADARCH, SCMP_ACT_ERRNO(EPERM));
 	if (r == 0)
 		r = seccomp_attr_set(ctx, SCMP_FLTATR_CTL_TSYNC, 1);
 	for (size_t i = 0; r == 0 && i < sizeof(sb_allowed) / sizeof(sb_allowed[0]); i++)
 		r = sb_rule(ctx, SCMP_ACT_ALLOW, sb_allowed[i], 0, NULL);
-	for (size_t i = 0; r == 0 && sb->network && i < sizeof(sb_network) / sizeof(sb_network[0]);
+	for (size_t i = 0; r == 0 && key.network && i < sizeof(sb_network) / sizeof(sb_network[0]);
 	     i++)
 		r = sb_rule(ctx, SCMP_ACT_ALLOW, sb_network[i], 0, NULL);
 
@@ -1687,7 +1706,7 @@ static int sb_seccomp(const struct kern_sandbox *sb)
 	if (r == 0)
 		r = sb_rule(ctx, SCMP_ACT_ERRNO(ENOSYS), "clone3", 0, NULL);
 	/* A connected pair inside the process reaches nobody; asyncio's loop needs one. */
-	if (r == 0 && !sb->network) {
+	if (r == 0 && !key.network) {
 		struct scmp_arg_cmp a = {
 		        .arg = 0, .op = SCMP_CMP_EQ, .datum_a = AF_UNIX, .datum_b = 0};
 
@@ -1743,10 +1762,91 @@ static int sb_seccomp(const struct kern_sandbox *sb)
 
 		r = sb_rule(ctx, SCMP_ACT_ALLOW, "prlimit64", 1, &a);
 	}
-	if (r == 0)
-		r = seccomp_load(ctx);
+	*out = r;
+	if (r < 0) {
+		seccomp_release(ctx);
+		return NULL;
+	}
+	return ctx;
+}
+
+/*
+ * Programs compiled ahead (kern_sandbox_precompile, in the zygote): libseccomp takes tens of
+ * milliseconds to turn the rules into BPF, which every kernel would pay again.
+ */
+static struct {
+	struct sb_filter_key key;
+	struct sock_filter *code;
+	unsigned short len;
+} sb_compiled[8];
+static size_t sb_n_compiled;
+
+static int sb_seccomp(const struct kern_sandbox *sb)
+{
+	struct sb_filter_key key = sb_filter_key(sb);
+	scmp_filter_ctx ctx;
+	int r;
+
+	for (size_t i = 0; i < sb_n_compiled; i++) {
+		struct sock_fprog prog = {sb_compiled[i].len, sb_compiled[i].code};
+
+		if (memcmp(&sb_compiled[i].key, &key, sizeof(key)) != 0)
+			continue;
+		/* What seccomp_load does with our attributes: all threads, no new privileges. */
+		if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
+			return -errno;
+		return syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, SECCOMP_FILTER_FLAG_TSYNC,
+		               &prog) == 0
+		               ? 0
+		               : -errno;
+	}
+	ctx = sb_seccomp_build(key, &r);
+	if (!ctx)
+		return r;
+	r = seccomp_load(ctx);
 	seccomp_release(ctx);
 	return r;
+}
+
+int kern_sandbox_precompile(const struct kern_sandbox *sb)
+{
+	struct sb_filter_key key = sb_filter_key(sb);
+	scmp_filter_ctx ctx;
+	struct stat st;
+	void *code;
+	int fd, r;
+
+	for (size_t i = 0; i < sb_n_compiled; i++)
+		if (memcmp(&sb_compiled[i].key, &key, sizeof(key)) == 0)
+			return 0;
+	if (sb_n_compiled == sizeof(sb_compiled) / sizeof(sb_compiled[0]))
+		return -ENOSPC;
+	ctx = sb_seccomp_build(key, &r);
+	if (!ctx)
+		return r;
+	fd = memfd_create("sandcell-seccomp", MFD_CLOEXEC);
+	r = fd < 0 ? -errno : seccomp_export_bpf(ctx, fd);
+	seccomp_release(ctx);
+	if (r == 0 && fstat(fd, &st) < 0)
+		r = -errno;
+	if (r == 0 && (st.st_size <= 0 || st.st_size % (off_t)sizeof(struct sock_filter) ||
+	               st.st_size / (off_t)sizeof(struct sock_filter) > BPF_MAXINSNS))
+		r = -EINVAL;
+	code = r == 0 ? malloc((size_t)st.st_size) : NULL;
+	if (r == 0 && (!code || pread(fd, code, (size_t)st.st_size, 0) != st.st_size))
+		r = code ? -EIO : -ENOMEM;
+	if (fd >= 0)
+		close(fd);
+	if (r < 0) {
+		free(code);
+		return r;
+	}
+	sb_compiled[sb_n_compiled].key = key;
+	sb_compiled[sb_n_compiled].code = code; /* kept for the life of the process */
+	sb_compiled[sb_n_compiled].len =
+	        (unsigned short)(st.st_size / (off_t)sizeof(struct sock_filter));
+	sb_n_compiled++;
+	return 0;
 }
 
 static long sb_count_dir(const char *path, long *max_name)

@@ -114,3 +114,10 @@ int kern_sandbox_lock(struct kern_sandbox *sb);
  * host: a table, or JSON. Returns 0 when every profile can run, 1 otherwise.
  */
 int kern_sandbox_check(FILE *out, bool json, const char *only_profile);
+
+/*
+ * Compiles sb's seccomp filter ahead and keeps it for the life of the process, so that a
+ * kernel later forked from this one (the zygote's) with the same filter loads it as is.
+ * Returns 0 or -errno; without it, kern_sandbox_lock compiles the filter itself.
+ */
+int kern_sandbox_precompile(const struct kern_sandbox *sb);

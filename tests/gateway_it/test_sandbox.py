@@ -64,6 +64,8 @@ exec "$REAL" "$@"
 # A kernel that cannot set up its sandbox: says why on stderr and exits 103, every time.
 FAKE_NO_SANDBOX = r"""
 if [ "$1" = "--check-sandbox" ]; then exec "$REAL" "$@"; fi
+# No zygote from this binary: the gateway spawns each kernel, and each launch is logged.
+if [ "$1" = "--zygote" ]; then exit 2; fi
 echo launched >> "$LOG"
 echo 'sandcell-kernel: cannot set up the sandbox: user namespaces are off (test)' >&2
 exit 103
