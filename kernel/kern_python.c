@@ -440,9 +440,14 @@ int kern_python_setup(struct kern *k, bool shim_ipython, const struct kern_sandb
 
 int kern_python_preload(struct kern *k)
 {
-	PyObject *policy = PyImport_ImportModule("sandcell_policy");
-	PyObject *files = policy ? PyObject_CallMethod(policy, "preload_files", NULL) : NULL;
+	static bool done; /* a fork of the zygote finds its libraries loaded */
+	PyObject *policy, *files;
 	Py_ssize_t n;
+
+	if (done)
+		return 0;
+	policy = PyImport_ImportModule("sandcell_policy");
+	files = policy ? PyObject_CallMethod(policy, "preload_files", NULL) : NULL;
 
 	Py_XDECREF(policy);
 	if (!files || !PyList_Check(files)) {
@@ -460,6 +465,7 @@ int kern_python_preload(struct kern *k)
 		PyErr_Clear();
 	}
 	Py_DECREF(files);
+	done = true;
 	return 0;
 }
 

@@ -28,9 +28,9 @@
 #include <unistd.h>
 
 #include "kern_python.h"
+#include "kern_zygote_req.h"
 
 #define KERN_ZYGOTE_REQUEST_MAX (64 << 10) /* a command line: well under a page in practice */
-#define KERN_ZYGOTE_ARGS_MAX    512
 
 /* Threads of this process (the fork is only sound with one). */
 static long kern_zygote_threads(void)
@@ -79,28 +79,6 @@ void kern_zygote_title(int argc, char **argv, int n, const char *const *args)
 	memset(area + used, 0, room - used);
 	if (room)
 		area[room - 1] = '\0';
-}
-
-/* Splits buf[0..n) (NUL-terminated arguments) into a NULL-terminated vector (owned). */
-static char **kern_zygote_args(char *buf, size_t n, int *argc)
-{
-	char **v;
-	int count = 0;
-
-	if (n == 0 || buf[n - 1] != '\0')
-		return NULL;
-	for (size_t i = 0; i < n; i++)
-		if (buf[i] == '\0' && ++count > KERN_ZYGOTE_ARGS_MAX)
-			return NULL;
-	v = calloc((size_t)count + 1, sizeof(*v));
-	if (!v)
-		return NULL;
-	for (int i = 0; i < count; i++) {
-		v[i] = buf;
-		buf += strlen(buf) + 1;
-	}
-	*argc = count;
-	return v;
 }
 
 /* Receives one request; returns its length (0: the gateway hung up) with *fd, or -errno. */
