@@ -907,7 +907,7 @@ static int gw_kernel_spawn(struct gw_kernel *k)
 	 */
 	r = gw_zygote_spawn(srv, k->argv, errp[1], &pid);
 	if (r < 0)
-		r = gw_process_spawn(k->argv, errp[1], -1, &pid);
+		r = gw_process_spawn(k->argv, NULL, errp[1], -1, &pid);
 	if (r < 0) {
 		close(errp[0]);
 		close(errp[1]);

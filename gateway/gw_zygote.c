@@ -41,7 +41,7 @@ struct gw_zygote {
 	int64_t started_us;
 };
 
-int gw_process_spawn(char **argv, int err_fd, int fd3, pid_t *pid)
+int gw_process_spawn(char **argv, char **envp, int err_fd, int fd3, pid_t *pid)
 {
 	posix_spawn_file_actions_t fa;
 	posix_spawnattr_t at;
@@ -73,7 +73,7 @@ int gw_process_spawn(char **argv, int err_fd, int fd3, pid_t *pid)
 		r = posix_spawnattr_setflags(&at, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF |
 		                                          POSIX_SPAWN_SETSID);
 	if (!r)
-		r = posix_spawn(pid, argv[0], &fa, &at, argv, environ);
+		r = posix_spawn(pid, argv[0], &fa, &at, argv, envp ? envp : environ);
 	posix_spawnattr_destroy(&at);
 	posix_spawn_file_actions_destroy(&fa);
 	return -r;
@@ -117,9 +117,25 @@ static void gw_zygote_failed(struct gw_server *srv, const char *why)
 void gw_zygote_start(struct gw_server *srv)
 {
 	static char opt[] = "--zygote", fd3[] = "3", room[GW_ZYGOTE_TITLE];
+	static const char *const keep[] = {
+	        "SANDCELL_SHIM_IPYTHON=", "ASAN_OPTIONS=", "UBSAN_OPTIONS=", "LSAN_OPTIONS="};
+	static char lang[] = "LANG=C.UTF-8", path[] = "PATH=/usr/local/bin:/usr/bin:/bin";
 	char *argv[] = {srv->kernel_binary, opt, fd3, room, NULL};
+	/*
+	 * Its interpreter copies the environment into os.environ once, for every fork: only what
+	 * a kernel takes from its launcher, never the gateway's own (a token, credentials).
+	 */
+	char *envp[sizeof(keep) / sizeof(keep[0]) + 3] = {lang, path};
+	size_t n_env = 2;
 	struct gw_zygote *z;
 	int sv[2], r;
+
+	for (char **e = environ; *e; e++)
+		for (size_t i = 0; i < sizeof(keep) / sizeof(keep[0]); i++)
+			if (strncmp(*e, keep[i], strlen(keep[i])) == 0 &&
+			    n_env < sizeof(envp) / sizeof(envp[0]) - 1)
+				envp[n_env++] = *e;
+	envp[n_env] = NULL;
 
 	/* Room for the kernels' command lines, which they show in place of the zygote's. */
 	if (!room[0])
@@ -130,7 +146,7 @@ void gw_zygote_start(struct gw_server *srv)
 	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0)
 		return;
 	z = calloc(1, sizeof(*z));
-	r = z ? gw_process_spawn(argv, -1, sv[1], &z->pid) : -ENOMEM;
+	r = z ? gw_process_spawn(argv, envp, -1, sv[1], &z->pid) : -ENOMEM;
 	close(sv[1]);
 	if (r < 0) {
 		close(sv[0]);

@@ -14,11 +14,11 @@
 #include "gw.h"
 
 /*
- * Spawns argv in a new session with default signals, nothing blocked, err_fd as its stderr
- * (-1: ours), fd3 as its descriptor 3 (-1: none) and no other descriptor. 0 with *pid, or
- * -errno.
+ * Spawns argv with the environment envp (NULL: ours) in a new session with default signals,
+ * nothing blocked, err_fd as its stderr (-1: ours), fd3 as its descriptor 3 (-1: none) and no
+ * other descriptor. 0 with *pid, or -errno.
  */
-int gw_process_spawn(char **argv, int err_fd, int fd3, pid_t *pid);
+int gw_process_spawn(char **argv, char **envp, int err_fd, int fd3, pid_t *pid);
 
 /*
  * Kills a kernel process and its process group. Both: a zygote's fork makes its session a

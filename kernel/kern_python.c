@@ -414,11 +414,50 @@ static PyObject *kern_py_policy(const struct kern_sandbox *sb)
 	return p;
 }
 
+/*
+ * os.environ is a copy made when the interpreter started: in a fork of the zygote (or with
+ * --preinit), before the sandbox replaced the environment. Makes it the environment again.
+ */
+static int kern_py_sync_environ(void)
+{
+	PyObject *os = PyImport_ImportModule("os"), *env = NULL, *now = PyDict_New(), *r = NULL;
+
+	for (char **e = environ; now && *e; e++) {
+		const char *eq = strchr(*e, '=');
+		PyObject *key, *value;
+
+		if (!eq || eq == *e)
+			continue;
+		key = PyUnicode_DecodeFSDefaultAndSize(*e, eq - *e);
+		value = PyUnicode_DecodeFSDefault(eq + 1);
+		if (!key || !value || PyDict_SetItem(now, key, value) < 0)
+			Py_CLEAR(now);
+		Py_XDECREF(key);
+		Py_XDECREF(value);
+	}
+	if (os && now)
+		env = PyObject_GetAttrString(os, "environ");
+	/* clear() unsets every variable, update() sets what the sandbox chose again. */
+	if (env)
+		r = PyObject_CallMethod(env, "clear", NULL);
+	Py_XDECREF(r);
+	r = r ? PyObject_CallMethod(env, "update", "O", now) : NULL;
+	Py_XDECREF(r);
+	Py_XDECREF(env);
+	Py_XDECREF(now);
+	Py_XDECREF(os);
+	return r ? 0 : -1;
+}
+
 int kern_python_setup(struct kern *k, bool shim_ipython, const struct kern_sandbox *sb)
 {
 	PyObject *cfg, *r, *policy = NULL;
 
 	kern_py_k = k;
+	if (kern_py_sync_environ() < 0) {
+		kern_py_log_exception(k, "cannot set os.environ");
+		return -EINVAL;
+	}
 	if (sb && sb->profile != KERN_PROFILE_NONE && !(policy = kern_py_policy(sb))) {
 		kern_py_log_exception(k, "cannot pass the sandbox policy");
 		return -EINVAL;

@@ -100,7 +100,8 @@ class ZygoteTests(ZygoteCase):
         c = self.connect(kid)
         r = c.run("import os\n"
                   "st = open('/proc/self/status').read()\n"
-                  "print(os.getpid(), 'NoNewPrivs:\\t1' in st, 'Seccomp:\\t2' in st)\n"
+                  "print(os.getpid(), 'NoNewPrivs:\\t1' in st, 'Seccomp:\\t2' in st,\n"
+                  "      os.environ.get('HOME'), os.getenv('TMPDIR'), len(os.environ))\n"
                   "import socket\n"
                   "try:\n"
                   "    socket.create_connection(('127.0.0.1', %d), timeout=5)\n"
@@ -108,7 +109,11 @@ class ZygoteTests(ZygoteCase):
                   "except OSError as e:\n"
                   "    print('refused', e.errno)\n" % self.server.port, timeout=30)
         lines = r.stdout.split("\n")
-        self.assertEqual(lines[0], "1 True True", r.describe())
+        # The sandbox's environment, in os.environ too (the zygote's copy is replaced).
+        pid, nnp, seccomp, home, tmp, n = lines[0].split()
+        self.assertEqual((pid, nnp, seccomp, home, tmp), ("1", "True", "True", "/workspace",
+                                                          "/tmp"), r.describe())
+        self.assertLess(int(n), 16, "more than the sandbox's few variables: " + lines[0])
         self.assertTrue(lines[1].startswith("refused"), r.describe())
 
     def test_a_kernel_that_dies_is_reported_and_restarted(self):
