@@ -1,10 +1,13 @@
 """Helpers shared by the benchmarks in bench/: machine and build facts, statistics, ratio
-formatting, the sandcell gateway's listening line."""
+formatting, the sandcell gateway's listening line, a keep-alive HTTP client for the task API."""
 import datetime
+import http.client
 import json
 import os
 import platform
 import re
+import select
+import socket
 import subprocess
 import threading
 import time
@@ -137,3 +140,69 @@ def sandcell_listening(proc, token, timeout):
         raise ValueError(f"sandcell's first line is {lines[0]!r}, expected "
                          "'sandcell VERSION listening on http://127.0.0.1:PORT/?token=T'")
     return m.group(1), int(m.group(2))
+
+
+class KeepAliveHTTP:
+    """One keep-alive HTTP/1.1 connection to 127.0.0.1:port (http.client) with TCP_NODELAY and
+    `Authorization: token T`, for timing requests such as the task API's `POST /python/execute`.
+
+    Before each request it checks, as urllib3 does, whether the server closed the connection
+    while it sat idle (the socket is readable: EOF); such a connection is reopened, and counted
+    in `reconnects`."""
+
+    def __init__(self, port, token, timeout):
+        self.conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+        self.headers = {"Authorization": f"token {token}", "Content-Type": "application/json"}
+        self.connects = 0
+        self.last_t1 = None  # perf_counter seconds when the last answer was complete
+
+    @property
+    def reconnects(self):
+        return max(0, self.connects - 1)
+
+    def post(self, path, body):
+        """(ns from sending the request until the whole body was read, status, decoded JSON or
+        None); raises OSError or http.client.HTTPException (the connection is then closed)."""
+        sock = self.conn.sock
+        if sock is not None and select.select([sock], [], [], 0)[0]:
+            self.conn.close()
+        if self.conn.sock is None:
+            self.conn.connect()
+            self.conn.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            self.connects += 1
+        try:
+            t0 = time.perf_counter_ns()
+            self.conn.request("POST", path, body=body, headers=self.headers)
+            r = self.conn.getresponse()
+            data = r.read()
+            t1 = time.perf_counter_ns()
+        except (OSError, http.client.HTTPException):
+            self.conn.close()
+            raise
+        self.last_t1 = t1 / 1e9
+        try:
+            obj = json.loads(data) if data else None
+        except ValueError:
+            obj = None
+        return t1 - t0, r.status, obj
+
+    def close(self):
+        self.conn.close()
+
+
+def execute_task_body(code):
+    """The body of a one-shot `POST /python/execute` (or a /python/ws message's task)."""
+    return json.dumps({"task": {"type": "execute", "code": code}}).encode()
+
+
+def execute_task_problem(status, obj, stdout):
+    """None when a one-shot execute answered HTTP 200 with success and exactly stdout, else a
+    short description of what is wrong."""
+    if status != 200:
+        return f"HTTP {status}: {json.dumps(obj)[:300] if obj is not None else ''}"
+    if not isinstance(obj, dict):
+        return "the result is not a JSON object"
+    if obj.get("success") is not True or obj.get("stdout") != stdout:
+        return (f"success {obj.get('success')!r}, stdout {obj.get('stdout')!r}, "
+                f"stderr {str(obj.get('stderr'))[:200]!r}, exit_code {obj.get('exit_code')!r}")
+    return None

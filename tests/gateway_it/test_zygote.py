@@ -86,6 +86,10 @@ class ZygoteTests(ZygoteCase):
         self.assertIsNotNone(pid, "no process of the server shows kernel-%s.json" % kid)
         self.assertEqual(ppid, self.server.proc.pid)
         self.assertIn("started pid %d" % pid, self.server.log_tail(1 << 20))
+        # Its session weighs least with the scheduler: the gateway keeps its share.
+        if os.path.exists("/proc/self/autogroup"):
+            with open("/proc/%d/autogroup" % pid) as f:
+                self.assertTrue(f.read().strip().endswith("nice 19"))
         self.assertEqual(len(zygotes(self.server)), 1)
 
     def permissive_kernel(self):
