@@ -34,7 +34,6 @@ import os
 import platform
 import re
 import secrets
-import select
 import shlex
 import signal
 import socket
@@ -47,7 +46,7 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import gateway_bench as gb  # noqa: E402
 from benchlib import fmt_ratio, git_rev, loadavg, meson_build_type, percentile  # noqa: E402
-from benchlib import sandcell_listening, write_marked  # noqa: E402
+from benchlib import KeepAliveHTTP, sandcell_listening, write_marked  # noqa: E402
 
 websocket = gb.websocket
 MeasureError = gb.MeasureError
@@ -158,51 +157,13 @@ class TaskServer(gb.Server):
 # --------------------------------------------------------------------------
 
 
-class TaskHTTP:
-    """One keep-alive HTTP/1.1 connection (http.client) with TCP_NODELAY. Before each request
-    it checks, as urllib3 does, whether the server has closed the connection while it was idle
-    (the socket is readable: EOF); such a connection is reopened and counted in reconnects."""
+class TaskHTTP(KeepAliveHTTP):
+    """benchlib's keep-alive connection to one TaskServer."""
 
     def __init__(self, server, timeout):
+        super().__init__(server.port, server.token, timeout)
         self.server = server
         self.timeout = timeout
-        self.conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=timeout)
-        self.headers = {"Authorization": f"token {server.token}", "Content-Type": "application/json"}
-        self.connects = 0
-        self.last_t1 = None  # perf_counter seconds when the last answer was complete
-
-    @property
-    def reconnects(self):
-        return max(0, self.connects - 1)
-
-    def post(self, path, body):
-        """(ns from request to the whole body, status, decoded JSON or None); raises OSError or
-        http.client.HTTPException (the connection is then closed)."""
-        sock = self.conn.sock
-        if sock is not None and select.select([sock], [], [], 0)[0]:
-            self.conn.close()  # closed by the server (or it sent something unasked)
-        if self.conn.sock is None:
-            self.conn.connect()
-            self.conn.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            self.connects += 1
-        try:
-            t0 = time.perf_counter_ns()
-            self.conn.request("POST", path, body=body, headers=self.headers)
-            r = self.conn.getresponse()
-            data = r.read()
-            t1 = time.perf_counter_ns()
-        except (OSError, http.client.HTTPException):
-            self.conn.close()
-            raise
-        self.last_t1 = t1 / 1e9
-        try:
-            obj = json.loads(data) if data else None
-        except ValueError:
-            obj = None
-        return t1 - t0, r.status, obj
-
-    def close(self):
-        self.conn.close()
 
 
 class TaskWS:
