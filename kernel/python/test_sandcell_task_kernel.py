@@ -7,10 +7,12 @@ Run:  SANDCELL_KERNEL=build/kernel/sandcell-kernel /usr/bin/python3 test_sandcel
 """
 
 import os
+import queue
 import shutil
 import signal
 import subprocess
 import tempfile
+import time
 import unittest
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -40,7 +42,31 @@ class Kernel:
         self.client = BlockingKernelClient()
         self.client.load_connection_file(self.cf)
         self.client.start_channels()
-        self.client.wait_for_ready(timeout=30)
+        try:
+            self.wait_ready(60)
+        except BaseException:
+            self.close()  # else its process and the client's threads outlive the test
+            raise
+
+    def wait_ready(self, timeout):
+        """kernel_info until it is answered. Not jupyter_client's wait_for_ready: that one
+        calls a kernel dead when one heartbeat is late, as on a loaded machine."""
+        deadline = time.monotonic() + timeout
+        while True:
+            msg_id = self.client.kernel_info()
+            try:
+                while True:
+                    r = self.client.get_shell_msg(timeout=1)
+                    if r["parent_header"].get("msg_id") == msg_id:
+                        return
+            except queue.Empty:
+                pass
+            if self.proc.poll() is not None:
+                self.stderr.seek(0)
+                raise RuntimeError("the kernel exited (%s): %s" % (self.proc.returncode,
+                                                                   self.stderr.read()[-2000:]))
+            if time.monotonic() > deadline:
+                raise TimeoutError("no kernel_info_reply within %d s" % timeout)
 
     def task(self, code, **spec):
         """Sends code with a sandcell_task; returns (reply content, [(msg_type,

@@ -50,6 +50,18 @@ def kernel_pid(server, kid):
     return None, None
 
 
+def zygote_unavailable():
+    """Why this build's kernel cannot be a zygote (its own words), or None."""
+    import subprocess
+    r = subprocess.run([harness.KERNEL_EXE, "--zygote", "2"], capture_output=True, text=True,
+                       timeout=30)
+    return r.stderr.strip() if "not available" in r.stderr else None
+
+
+UNAVAILABLE = zygote_unavailable()
+needs_zygote = unittest.skipIf(UNAVAILABLE, UNAVAILABLE)
+
+
 class ZygoteCase(ServerTestCase):
     def probe(self, kid):
         c = self.connect(kid)
@@ -65,6 +77,7 @@ class ZygoteCase(ServerTestCase):
 
 
 @sandcell_only
+@needs_zygote
 class ZygoteTests(ZygoteCase):
     server_options = {"kernel-pool": 0, "zygote-kernels": 64, "log-level": "debug"}
 
@@ -160,6 +173,7 @@ print(" ".join(out))
 
 
 @sandcell_only
+@needs_zygote
 class ZygoteFilterTests(unittest.TestCase):
     """A zygote's kernel loads a seccomp filter compiled ahead; a spawned kernel compiles its
     own. Both must decide every call the same way."""
@@ -194,6 +208,7 @@ class ZygoteFilterTests(unittest.TestCase):
 
 
 @sandcell_only
+@needs_zygote
 class ZygoteRotationTests(ZygoteCase):
     server_options = {"kernel-pool": 0, "zygote-kernels": 1, "log-level": "debug"}
 
@@ -212,6 +227,7 @@ class ZygoteRotationTests(ZygoteCase):
 
 
 @sandcell_only
+@needs_zygote
 class ZygoteFailureTests(ZygoteCase):
     server_options = {"kernel-pool": 0, "zygote-kernels": 64, "log-level": "debug"}
 
