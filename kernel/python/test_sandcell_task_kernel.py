@@ -52,12 +52,17 @@ class Kernel:
         """kernel_info until it is answered. Not jupyter_client's wait_for_ready: that one
         calls a kernel dead when one heartbeat is late, as on a loaded machine."""
         deadline = time.monotonic() + timeout
+        replied = False
         while True:
             msg_id = self.client.kernel_info()
             try:
-                while True:
+                while not replied:
                     r = self.client.get_shell_msg(timeout=1)
-                    if r["parent_header"].get("msg_id") == msg_id:
+                    replied = r["parent_header"].get("msg_id") == msg_id
+                # iopub too: a status for a request proves the subscription is live.
+                while True:
+                    m = self.client.get_iopub_msg(timeout=1)
+                    if m["msg_type"] == "status":
                         return
             except queue.Empty:
                 pass
