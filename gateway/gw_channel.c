@@ -17,8 +17,12 @@
 #include "proto_wire.h"
 #include "proto_zmq.h"
 
-/* Messages taken per wake-up before yielding to other connections. */
-#define GW_DRAIN_BUDGET 64
+/*
+ * Messages, and bytes, taken per wake-up before yielding to other connections and to writes:
+ * a kernel that streams output fast must not fill a client's out-queue in one drain.
+ */
+#define GW_DRAIN_BUDGET       64
+#define GW_DRAIN_BYTES_BUDGET (4u << 20)
 
 static bool gw_channel_readable(struct gw_channel *ch)
 {
@@ -91,12 +95,13 @@ static void gw_channel_drain(struct gw_channel *ch)
 	static const enum proto_ws_channel order[] = {PROTO_WS_IOPUB, PROTO_WS_SHELL,
 	                                              PROTO_WS_CONTROL, PROTO_WS_STDIN};
 	struct gw_pending pend[GW_DRAIN_BUDGET];
-	size_t n = 0;
+	size_t n = 0, bytes = 0;
 
 	for (size_t i = 0; i < 4; i++) {
 		struct gw_channel *c = &k->ch[order[i]];
 
-		while (n < GW_DRAIN_BUDGET && gw_channel_readable(c)) {
+		while (n < GW_DRAIN_BUDGET && bytes < GW_DRAIN_BYTES_BUDGET &&
+		       gw_channel_readable(c)) {
 			struct gw_pending *p = &pend[n];
 			int r;
 
@@ -111,6 +116,7 @@ static void gw_channel_drain(struct gw_channel *ch)
 			}
 			p->which = c->which;
 			p->seq = n;
+			bytes += p->frames.total;
 			gw_channel_date(k, &p->frames, p->date, sizeof(p->date));
 			n++;
 		}

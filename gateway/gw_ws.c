@@ -1,17 +1,27 @@
 /*
- * WebSocket connections to kernels (see gw_ws.h). One frame is written per WRITEABLE
- * callback; everything queued is bounded by the configuration's ws_queue_cap.
+ * WebSocket connections to kernels (see gw_ws.h). A WRITEABLE callback writes queued frames
+ * while the socket takes them, within a budget, and several small ones leave as one TCP
+ * segment; everything queued is bounded by the configuration's ws_queue_cap.
  */
 #include "gw_ws.h"
 
 #include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 
 #include "gw_kernel.h"
 #include "gw_task.h"
 #include "proto_utf8.h"
+
+/* What one WRITEABLE callback may write before yielding to other connections. */
+#define GW_WS_WRITE_FRAMES 64
+#define GW_WS_WRITE_BYTES  (4u << 20)
+/* Frames below this size that are written together are corked into few segments. */
+#define GW_WS_CORK_BELOW (64u << 10)
 
 void gw_ws_open(struct gw_conn *c, struct lws *wsi, struct gw_kernel *k,
                 enum proto_ws_framing framing, const char *session_id)
@@ -256,9 +266,19 @@ int gw_ws_receive(struct gw_conn *c, const void *in, size_t len)
 	return 0;
 }
 
+/* Holds (on) or pushes (off) the connection's partial TCP segments; false when not corked. */
+static bool gw_ws_cork(struct gw_conn *c, bool on)
+{
+	int v = on, fd = lws_get_socket_fd(c->wsi);
+
+	return fd >= 0 && setsockopt(fd, IPPROTO_TCP, TCP_CORK, &v, sizeof(v)) == 0;
+}
+
 int gw_ws_writeable(struct gw_conn *c)
 {
-	struct gw_frame *f;
+	size_t frames = 0, bytes = 0;
+	bool corked = false;
+	int r = 0;
 
 	if (c->closing && !c->out.head) {
 		lws_close_reason(c->wsi, (enum lws_close_status)c->close_code,
@@ -268,18 +288,34 @@ int gw_ws_writeable(struct gw_conn *c)
 	/* Once the queue has room again, say what was dropped meanwhile. */
 	if (c->out.dropped && c->srv && c->out.bytes < c->srv->cfg->ws_queue_cap / 2)
 		gw_ws_dropped_notice(c);
-	f = gw_queue_pop(&c->out);
-	if (!f)
+	if (!c->out.head)
 		return c->closing ? -1 : 0;
-	if (lws_write(c->wsi, f->data + LWS_PRE, f->len,
-	              f->binary ? LWS_WRITE_BINARY : LWS_WRITE_TEXT) < (int)f->len) {
+	/*
+	 * A reply comes with a few small iopub messages (status, input, result): written one per
+	 * callback, each costs a loop turn and a segment, and wakes the client once more.
+	 */
+	if (c->out.head->next && c->out.head->len < GW_WS_CORK_BELOW)
+		corked = gw_ws_cork(c, true);
+	for (;;) {
+		struct gw_frame *f = gw_queue_pop(&c->out);
+		int n = lws_write(c->wsi, f->data + LWS_PRE, f->len,
+		                  f->binary ? LWS_WRITE_BINARY : LWS_WRITE_TEXT);
+
+		frames++;
+		bytes += f->len;
+		if (n < (int)f->len)
+			r = -1;
 		free(f);
-		return -1;
+		/* lws allows a second write only once it says the socket takes more. */
+		if (r < 0 || !c->out.head || frames == GW_WS_WRITE_FRAMES ||
+		    bytes >= GW_WS_WRITE_BYTES || lws_send_pipe_choked(c->wsi))
+			break;
 	}
-	free(f);
-	if (c->out.head || c->closing)
+	if (corked)
+		gw_ws_cork(c, false);
+	if (r == 0 && (c->out.head || c->closing))
 		lws_callback_on_writable(c->wsi);
-	return 0;
+	return r;
 }
 
 void gw_ws_detach(struct gw_conn *c)

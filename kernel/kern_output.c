@@ -1,8 +1,9 @@
 /*
  * The output thread: reads the stdout/stderr pipes, keeps one bounded buffer per stream and
- * publishes `stream` messages. The first bytes after a quiet spell go out at once (low latency);
- * during a burst, messages are spaced by KERN_OUTPUT_WINDOW_MS so that a loop of many prints
- * turns into a few large messages.
+ * publishes `stream` messages. The first bytes after a quiet spell go out at once (after a
+ * gather of KERN_OUTPUT_GATHER_US, low latency); during a burst, messages are spaced by
+ * KERN_OUTPUT_WINDOW_MS so that a loop of many prints turns into a few large messages, and a
+ * full buffer goes out at once (throughput). The thread also owns the buffer it encodes into.
  */
 #include "kern_output.h"
 
@@ -13,13 +14,13 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
-#include <sys/ioctl.h>
 #include <time.h>
 #include <unistd.h>
 
-#include <jansson.h>
-
 #include "proto_utf8.h"
+
+/* The encode buffer is given back at the end of a request when it grew past this. */
+#define KERN_OUTPUT_JSON_KEEP (64u << 10)
 
 struct kern_stream {
 	const char *name; /* "stdout" or "stderr" */
@@ -38,9 +39,18 @@ struct kern_output {
 	pthread_cond_t done_cond;
 	uint64_t sync_req, sync_done; /* under lock */
 	bool stop;                    /* under lock */
+	/*
+	 * True from before the thread reads a pipe until what it read is published: with both
+	 * pipes empty and this false, nothing written earlier is left to publish (see sync).
+	 */
+	atomic_bool holding;
+	/* A request ended without a wake-up (fast sync): its next output need not wait. */
+	atomic_bool fresh;
 	uint64_t arrivals;
 	int64_t last_publish_us;
 	int64_t pending_since_us; /* when the oldest unpublished byte arrived */
+	char *json;               /* the stream content being published */
+	size_t json_cap;
 };
 
 static int64_t kern_now_us(void)
@@ -51,14 +61,166 @@ static int64_t kern_now_us(void)
 	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 }
 
+/* ---- the stream content encoder ---- */
+
+#define KERN_OUTPUT_ONES  UINT64_C(0x0101010101010101)
+#define KERN_OUTPUT_HIGHS UINT64_C(0x8080808080808080)
+
+/* True when one of the 8 bytes in w is a control, '"', '\\' or not ASCII. */
+static bool kern_output_word_special(uint64_t w)
+{
+	uint64_t quote = w ^ (KERN_OUTPUT_ONES * '"'), bslash = w ^ (KERN_OUTPUT_ONES * '\\');
+	uint64_t special = (w - KERN_OUTPUT_ONES * 0x20) & ~w;
+
+	special |= (quote - KERN_OUTPUT_ONES) & ~quote;
+	special |= (bslash - KERN_OUTPUT_ONES) & ~bslash;
+	return ((special | w) & KERN_OUTPUT_HIGHS) != 0;
+}
+
+static bool kern_output_byte_plain(unsigned char c)
+{
+	return c >= 0x20 && c < 0x80 && c != '"' && c != '\\';
+}
+
+/* The length of the run of bytes at p that go into a JSON string as they are. */
+static size_t kern_output_plain_run(const unsigned char *p, size_t n)
+{
+	size_t i = 0;
+
+	for (; i + 8 <= n; i += 8) {
+		uint64_t w;
+
+		memcpy(&w, p + i, sizeof(w));
+		if (kern_output_word_special(w))
+			break;
+	}
+	while (i < n && kern_output_byte_plain(p[i]))
+		i++;
+	return i;
+}
+
+/* The escaped length of an ASCII byte that is not plain. */
+static size_t kern_output_escaped_len(unsigned char c)
+{
+	if (c == '"' || c == '\\' || c == '\b' || c == '\f' || c == '\n' || c == '\r' || c == '\t')
+		return 2;
+	return 6;
+}
+
+static const char kern_output_prefix_a[] = "{\"name\":\"",
+                  kern_output_prefix_b[] = "\",\"text\":\"";
+
+size_t kern_output_json_size(const char *name, const unsigned char *buf, size_t n)
+{
+	size_t size =
+	        sizeof(kern_output_prefix_a) + strlen(name) + sizeof(kern_output_prefix_b) + 3;
+
+	for (size_t i = 0; i < n;) {
+		size_t run = kern_output_plain_run(buf + i, n - i);
+
+		size += run;
+		i += run;
+		if (i < n) {
+			size += buf[i] >= 0x80 ? 3 : kern_output_escaped_len(buf[i]);
+			i++;
+		}
+	}
+	return size;
+}
+
+size_t kern_output_json(const char *name, const unsigned char *buf, size_t n, char *out)
+{
+	static const char hex[] = "0123456789abcdef";
+	size_t o = 0, nl = strlen(name);
+
+	memcpy(out, kern_output_prefix_a, sizeof(kern_output_prefix_a) - 1);
+	o += sizeof(kern_output_prefix_a) - 1;
+	memcpy(out + o, name, nl);
+	o += nl;
+	memcpy(out + o, kern_output_prefix_b, sizeof(kern_output_prefix_b) - 1);
+	o += sizeof(kern_output_prefix_b) - 1;
+	for (size_t i = 0; i < n;) {
+		size_t run = kern_output_plain_run(buf + i, n - i), end;
+		unsigned char c;
+
+		memcpy(out + o, buf + i, run);
+		o += run;
+		i += run;
+		if (i == n)
+			break;
+		c = buf[i];
+		if (c >= 0x80) {
+			/*
+			 * Non-ASCII bytes never need escaping, and an ASCII byte always ends a
+			 * character: sanitizing the run alone gives what the whole text would.
+			 */
+			for (end = i + 1; end < n && buf[end] >= 0x80; end++)
+				;
+			o += proto_utf8_sanitize(buf + i, end - i, out + o);
+			i = end;
+			continue;
+		}
+		out[o++] = '\\';
+		switch (c) {
+		case '"':
+		case '\\':
+			out[o++] = (char)c;
+			break;
+		case '\b':
+			out[o++] = 'b';
+			break;
+		case '\f':
+			out[o++] = 'f';
+			break;
+		case '\n':
+			out[o++] = 'n';
+			break;
+		case '\r':
+			out[o++] = 'r';
+			break;
+		case '\t':
+			out[o++] = 't';
+			break;
+		default:
+			memcpy(out + o, "u00", 3);
+			out[o + 3] = hex[c >> 4];
+			out[o + 4] = hex[c & 0xf];
+			o += 5;
+			break;
+		}
+		i++;
+	}
+	memcpy(out + o, "\"}", 3);
+	return o + 2;
+}
+
+/* ---- the thread ---- */
+
+/* Makes o->json hold at least size bytes. Returns false when out of memory. */
+static bool kern_output_reserve(struct kern_output *o, size_t size)
+{
+	size_t cap = o->json_cap ? o->json_cap : 4096;
+	char *grown;
+
+	if (size <= o->json_cap)
+		return true;
+	while (cap < size)
+		cap *= 2;
+	/* The old content is not needed: free first, so that both never count at once. */
+	free(o->json);
+	o->json_cap = 0;
+	grown = malloc(cap);
+	o->json = grown;
+	if (!grown)
+		return false;
+	o->json_cap = cap;
+	return true;
+}
+
 /* Publishes the whole-character prefix of one stream's buffer (all of it when final). */
 static void kern_output_publish(struct kern_output *o, struct kern_stream *s, bool final)
 {
 	size_t n = final ? s->len : proto_utf8_complete_prefix(s->buf, s->len);
-	size_t textlen = 0;
-	char *text;
-	json_t *content;
-	char *dump;
 
 	if (n == 0)
 		return;
@@ -67,18 +229,13 @@ static void kern_output_publish(struct kern_output *o, struct kern_stream *s, bo
 		s->len -= n;
 		return;
 	}
-	text = malloc(3 * n + 1);
-	if (text)
-		textlen = proto_utf8_sanitize(s->buf, n, text);
-	content = text ? json_pack("{s:s, s:s%}", "name", s->name, "text", text, textlen) : NULL;
-	dump = content ? json_dumps(content, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
-	if (dump)
-		kern_publish(o->k, "stream", NULL, dump, strlen(dump), NULL, NULL, 0);
-	else
+	if (kern_output_reserve(o, kern_output_json_size(s->name, s->buf, n))) {
+		size_t len = kern_output_json(s->name, s->buf, n, o->json);
+
+		kern_publish(o->k, "stream", NULL, o->json, len, NULL, NULL, 0);
+	} else {
 		kern_log(o->k, "out of memory: %zu bytes of %s lost", n, s->name);
-	free(dump);
-	json_decref(content);
-	free(text);
+	}
 	memmove(s->buf, s->buf + n, s->len - n);
 	s->len -= n;
 	o->last_publish_us = kern_now_us();
@@ -104,6 +261,8 @@ static size_t kern_output_read(struct kern_output *o, struct kern_stream *s)
 {
 	size_t total = 0;
 
+	/* Before the read: a sync that finds the pipe empty must then see us holding its bytes. */
+	atomic_store(&o->holding, true);
 	/* Bounded, so that a writer that never pauses cannot starve timers and sync requests. */
 	for (int rounds = 0; rounds < 16; rounds++) {
 		if (s->len == KERN_OUTPUT_BUF_CAP)
@@ -140,10 +299,41 @@ static void kern_output_drain(struct kern_output *o)
 /* When pending output is due: a short gather after it arrived, and a window after the last. */
 static int64_t kern_output_due(const struct kern_output *o)
 {
-	int64_t gathered = o->pending_since_us + KERN_OUTPUT_GATHER_MS * 1000;
+	int64_t gathered = o->pending_since_us + KERN_OUTPUT_GATHER_US;
 	int64_t spaced = o->last_publish_us + KERN_OUTPUT_WINDOW_MS * 1000;
 
 	return gathered > spaced ? gathered : spaced;
+}
+
+/* Answers the sync requests made so far (and a stop): everything read is published. */
+static bool kern_output_answer(struct kern_output *o)
+{
+	uint64_t v, req;
+	bool stop;
+
+	if (read(o->event_fd, &v, sizeof(v)) < 0) {
+		/* a spurious wake-up: the counter was already read */
+	}
+	pthread_mutex_lock(&o->lock);
+	req = o->sync_req;
+	stop = o->stop;
+	pthread_mutex_unlock(&o->lock);
+	kern_output_drain(o);
+	kern_output_publish_all(o, true);
+	/* A sync ends a request: the next one's first output goes out at once. */
+	o->last_publish_us = 0;
+	atomic_store(&o->fresh, false);
+	if (o->json_cap > KERN_OUTPUT_JSON_KEEP) {
+		free(o->json);
+		o->json = NULL;
+		o->json_cap = 0;
+	}
+	atomic_store(&o->holding, false);
+	pthread_mutex_lock(&o->lock);
+	o->sync_done = req;
+	pthread_cond_broadcast(&o->done_cond);
+	pthread_mutex_unlock(&o->lock);
+	return stop;
 }
 
 static void *kern_output_main(void *arg)
@@ -152,7 +342,6 @@ static void *kern_output_main(void *arg)
 
 	for (;;) {
 		bool pending = o->s[0].len || o->s[1].len;
-		int64_t now = kern_now_us();
 		int timeout = -1;
 		struct pollfd p[3] = {
 		        {.fd = o->s[0].rfd, .events = POLLIN},
@@ -160,8 +349,13 @@ static void *kern_output_main(void *arg)
 		        {.fd = o->event_fd, .events = POLLIN},
 		};
 
+		/* Published everything read: after a store of false, sync may skip us. */
+		if (!pending)
+			atomic_store(&o->holding, false);
+		if (atomic_exchange(&o->fresh, false))
+			o->last_publish_us = 0;
 		if (pending) {
-			int64_t wait = kern_output_due(o) - now;
+			int64_t wait = kern_output_due(o) - kern_now_us();
 			timeout = wait <= 0 ? 0 : (int)((wait + 999) / 1000);
 		}
 		if (poll(p, 3, timeout) < 0 && errno != EINTR)
@@ -171,28 +365,12 @@ static void *kern_output_main(void *arg)
 		if (p[1].revents)
 			kern_output_read(o, &o->s[1]);
 		if (p[2].revents) {
-			uint64_t v, req;
-			bool stop;
-
-			if (read(o->event_fd, &v, sizeof(v)) < 0) {
-				/* a spurious wake-up: the counter was already read */
-			}
-			pthread_mutex_lock(&o->lock);
-			req = o->sync_req;
-			stop = o->stop;
-			pthread_mutex_unlock(&o->lock);
-			kern_output_drain(o);
-			kern_output_publish_all(o, true);
-			/* A sync ends a request: the next one's first output goes out at once. */
-			o->last_publish_us = 0;
-			pthread_mutex_lock(&o->lock);
-			o->sync_done = req;
-			pthread_cond_broadcast(&o->done_cond);
-			pthread_mutex_unlock(&o->lock);
-			if (stop)
+			if (kern_output_answer(o))
 				break;
 			continue;
 		}
+		if (atomic_exchange(&o->fresh, false))
+			o->last_publish_us = 0;
 		if ((o->s[0].len || o->s[1].len) && kern_now_us() >= kern_output_due(o))
 			kern_output_publish_all(o, false);
 	}
@@ -229,6 +407,8 @@ int kern_output_start(struct kern *k)
 		return -ENOMEM;
 	o->k = k;
 	o->s[0].rfd = o->s[1].rfd = -1;
+	atomic_init(&o->holding, false);
+	atomic_init(&o->fresh, false);
 	pthread_mutex_init(&o->lock, NULL);
 	pthread_cond_init(&o->done_cond, NULL);
 	o->event_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
@@ -245,6 +425,23 @@ int kern_output_start(struct kern *k)
 	return 0;
 }
 
+/*
+ * True when everything written to fd 1 and 2 before the call is published already. The order
+ * matters: bytes that left a pipe before the poll were taken by a read that began with holding
+ * set, and holding is cleared only once those bytes are published.
+ */
+static bool kern_output_is_published(struct kern_output *o)
+{
+	struct pollfd p[2] = {
+	        {.fd = o->s[0].rfd, .events = POLLIN},
+	        {.fd = o->s[1].rfd, .events = POLLIN},
+	};
+
+	if (poll(p, 2, 0) != 0)
+		return false; /* bytes waiting, or a failure: take the slow way */
+	return !atomic_load(&o->holding);
+}
+
 void kern_output_sync(struct kern *k)
 {
 	struct kern_output *o = k->output;
@@ -252,6 +449,10 @@ void kern_output_sync(struct kern *k)
 
 	if (!o)
 		return;
+	if (kern_output_is_published(o)) {
+		atomic_store(&o->fresh, true);
+		return;
+	}
 	pthread_mutex_lock(&o->lock);
 	mine = ++o->sync_req;
 	if (write(o->event_fd, &one, sizeof(one)) < 0) {
@@ -282,6 +483,7 @@ void kern_output_stop(struct kern *k)
 		close(o->s[i].rfd);
 		free(o->s[i].buf);
 	}
+	free(o->json);
 	close(o->event_fd);
 	pthread_mutex_destroy(&o->lock);
 	pthread_cond_destroy(&o->done_cond);

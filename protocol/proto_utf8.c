@@ -83,8 +83,17 @@ size_t proto_utf8_sanitize(const unsigned char *buf, size_t len, char *out)
 bool proto_utf8_is_valid(const unsigned char *buf, size_t len)
 {
 	for (size_t i = 0; i < len;) {
-		size_t n = proto_utf8_seq(buf + i, len - i);
+		size_t n;
 
+		/* Output is mostly ASCII: skip it a word at a time. */
+		for (uint64_t w; i + 8 <= len; i += 8) {
+			memcpy(&w, buf + i, sizeof(w));
+			if (w & UINT64_C(0x8080808080808080))
+				break;
+		}
+		if (i == len)
+			break;
+		n = proto_utf8_seq(buf + i, len - i);
 		if (!n)
 			return false;
 		i += n;

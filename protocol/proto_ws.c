@@ -503,6 +503,19 @@ static size_t scan_string(const unsigned char *p, size_t n, size_t i)
 	for (i++; i < n; i++) {
 		long u, lo;
 
+		/* Long runs of plain text (output): skip 8 bytes at a time while none ends them. */
+		for (uint64_t w, q, b; i + 8 <= n; i += 8) {
+			memcpy(&w, p + i, sizeof(w));
+			q = w ^ UINT64_C(0x2222222222222222);
+			b = w ^ UINT64_C(0x5c5c5c5c5c5c5c5c);
+			if (((w - UINT64_C(0x2020202020202020)) |
+			     (q - UINT64_C(0x0101010101010101)) |
+			     (b - UINT64_C(0x0101010101010101))) &
+			    ~w & UINT64_C(0x8080808080808080))
+				break;
+		}
+		if (i == n)
+			return 0;
 		if (p[i] == '"')
 			return i + 1;
 		if (p[i] < 0x20)

@@ -101,12 +101,16 @@ _S = _State()
 
 # Lazily imported modules (see _lazy()).
 _json = None
+_encoder = None       # json.JSONEncoder for _dumps, made with the module
 
 
 def _json_module():
-    global _json
+    global _json, _encoder
     if _json is None:
         import json
+        _encoder = json.JSONEncoder(ensure_ascii=False, allow_nan=False,
+                                    default=_json_default,
+                                    separators=(",", ":"))
         _json = json
     return _json
 
@@ -193,8 +197,9 @@ def _dumps(obj):
     """Serialize obj as strict JSON text that is valid UTF-8."""
     json = _json_module()
     try:
-        text = json.dumps(obj, ensure_ascii=False, allow_nan=False,
-                          default=_json_default, separators=(",", ":"))
+        # What json.dumps(obj, <the same options>) gives, without building
+        # an encoder for every message.
+        text = _encoder.encode(obj)
     except Exception:
         text = json.dumps(_sanitize(obj), ensure_ascii=False, allow_nan=False,
                           separators=(",", ":"))
@@ -597,6 +602,7 @@ def setup(config=None):
     builtins.display = display_mod.display
 
     _S.ns = _new_user_namespace()
+    _CODE_CACHE.clear()
     # matplotlib: draw into images that we display, never open windows.
     os.environ.setdefault("MPLBACKEND", "agg")
     _install_import_hooks()
@@ -650,6 +656,10 @@ def _rotate_output(value):
     _S.last_outputs = new
 
 
+# Exact types whose text/plain is their repr() and that have nothing else.
+_PLAIN_TYPES = frozenset((int, float, bool, complex, str, bytes))
+
+
 def _displayhook(value):
     """sys.displayhook: publishes execute_result for the cell's value (and
     keeps it as a task's return value)."""
@@ -657,7 +667,16 @@ def _displayhook(value):
         _S.task.capture(value)
     if value is None or _S.silent:
         return
-    data, md = _display_module().format_object(value)
+    data = None
+    if type(value) in _PLAIN_TYPES:
+        # What format_object gives for these (no rich repr can be added
+        # to a builtin type), without its lookups.
+        try:
+            data, md = {"text/plain": repr(value)}, {}
+        except Exception:
+            data = None       # e.g. an int too long for str(): the slow way
+    if data is None:
+        data, md = _display_module().format_object(value)
     count = _S.current_count
     publish("execute_result",
             {"execution_count": count, "data": data, "metadata": md})
@@ -851,15 +870,111 @@ def _ends_with_semicolon(code, node):
     return False
 
 
-def _update_future_flags(tree):
+def _future_flags(tree):
+    """The compiler flags of the __future__ imports in a parsed cell."""
     import __future__
+    flags = 0
     for node in tree.body:
         if type(node).__name__ == "ImportFrom" and node.module == "__future__":
             for alias in node.names:
                 feature = getattr(__future__, alias.name, None)
                 flag = getattr(feature, "compiler_flag", 0)
                 if isinstance(flag, int):
-                    _S.future_flags |= flag
+                    flags |= flag
+    return flags
+
+
+# ast.PyCF_ALLOW_TOP_LEVEL_AWAIT, without importing ast at start-up (the
+# value is part of CPython's stable API).
+_PyCF_ALLOW_TOP_LEVEL_AWAIT = 0x2000
+
+
+# ---------------------------------------------------------------------------
+# Compiled code cache
+# ---------------------------------------------------------------------------
+
+_CodeType = type((lambda: 0).__code__)
+
+
+def _with_filename(code, filename):
+    """code and the code objects nested in it (functions, classes,
+    comprehensions) with co_filename set to filename."""
+    consts = code.co_consts
+    if any(type(c) is _CodeType for c in consts):
+        consts = tuple(_with_filename(c, filename) if type(c) is _CodeType
+                       else c for c in consts)
+        return code.replace(co_filename=filename, co_consts=consts)
+    return code.replace(co_filename=filename)
+
+
+class _CodeCache:
+    """Compiled code by source text, so that code sent again (a one-shot
+    task's code, a cell run in a loop) is parsed, checked against the
+    import policy and compiled once.
+
+    Keys hold everything the compilation depended on (the source, compiler
+    flags, mode); the policy is checked by identity, so a new policy
+    empties nothing it should not.  Only code that compiled and passed the
+    policy is kept.  Each run gets its code objects under its own filename
+    (tracebacks and linecache name the run).  Bounded: at most max_entries,
+    max_chars of source in all, none longer than max_one; the least
+    recently used entry goes first."""
+
+    def __init__(self, max_entries=64, max_chars=256 * 1024,
+                 max_one=64 * 1024):
+        self.max_entries = max_entries
+        self.max_chars = max_chars
+        self.max_one = max_one
+        self._entries = {}    # key -> (policy, value, filename); LRU order
+        self._chars = 0
+        self.hits = self.misses = 0
+
+    def __len__(self):
+        return len(self._entries)
+
+    @property
+    def chars(self):
+        return self._chars
+
+    def clear(self):
+        self._entries.clear()
+        self._chars = 0
+
+    def get(self, key, filename):
+        """The cached (code objects, extra) for key with the code objects
+        renamed to filename, or None."""
+        entry = self._entries.pop(key, None)
+        if entry is None or entry[0] is not _S.policy:
+            self._drop(key, entry)
+            self.misses += 1
+            return None
+        self._entries[key] = entry          # now the most recently used
+        self.hits += 1
+        code_objects, extra = entry[1]
+        if entry[2] != filename:
+            code_objects = tuple(_with_filename(c, filename)
+                                 for c in code_objects)
+        return code_objects, extra
+
+    def put(self, key, value, filename):
+        """Keep value, (code objects compiled as filename, extra), for key."""
+        size = len(key[1])
+        if size > self.max_one:
+            return
+        self._drop(key, self._entries.pop(key, None))
+        while self._entries and (len(self._entries) >= self.max_entries
+                                 or self._chars + size > self.max_chars):
+            oldest = next(iter(self._entries))
+            self._drop(oldest, self._entries.pop(oldest))
+        self._entries[key] = (_S.policy, value, filename)
+        self._chars += size
+
+    def _drop(self, key, entry):
+        if entry is not None:
+            self._chars -= len(key[1])
+
+
+_CODE_CACHE = _CodeCache()
 
 
 def _run_coroutine(coro):
@@ -935,12 +1050,11 @@ def _run_code_objects(code_objects):
             exec(code_obj, _S.ns)
 
 
-def _run_cell(code, filename, show_result=True):
-    """Compile and run a cell.  The last statement, if an expression, runs
-    in 'single' mode so sys.displayhook shows its value."""
+def _compile_cell(code, filename, flags, show_last):
+    """Parse, check and compile a cell: (code objects, __future__ flags it
+    sets).  With show_last, a final expression is compiled in 'single'
+    mode so that sys.displayhook shows its value."""
     import ast
-    _register_source(filename, code)
-    flags = _S.future_flags | ast.PyCF_ALLOW_TOP_LEVEL_AWAIT
     tree = compile(code, filename, "exec", flags | ast.PyCF_ONLY_AST,
                    dont_inherit=True)
     if _S.policy is not None:
@@ -948,8 +1062,7 @@ def _run_cell(code, filename, show_result=True):
         _S.policy.check_tree(tree)
     body = list(tree.body)
     last = None
-    if (show_result and (not _S.silent or _S.task is not None) and body
-            and isinstance(body[-1], ast.Expr)
+    if (show_last and body and isinstance(body[-1], ast.Expr)
             and not _ends_with_semicolon(code, body[-1])):
         last = body.pop()
     main = compile(ast.Module(body=body, type_ignores=[]), filename, "exec",
@@ -958,8 +1071,22 @@ def _run_cell(code, filename, show_result=True):
     if last is not None:
         code_objects.append(compile(ast.Interactive(body=[last]), filename,
                                     "single", flags, dont_inherit=True))
+    return tuple(code_objects), _future_flags(tree)
+
+
+def _run_cell(code, filename, show_result=True):
+    """Compile (or take from the cache) and run a cell."""
+    _register_source(filename, code)
+    flags = _S.future_flags | _PyCF_ALLOW_TOP_LEVEL_AWAIT
+    show_last = show_result and (not _S.silent or _S.task is not None)
+    key = ("cell", code, flags, show_last)
+    found = _CODE_CACHE.get(key, filename)
+    if found is None:
+        found = _compile_cell(code, filename, flags, show_last)
+        _CODE_CACHE.put(key, found, filename)
+    code_objects, future = found
     # The cell compiled: its __future__ imports apply to later cells.
-    _update_future_flags(tree)
+    _S.future_flags |= future
     # A previous cell may have replaced the hook; cells always get ours.
     sys.displayhook = _displayhook
     _run_code_objects(code_objects)
@@ -1015,7 +1142,7 @@ def _show_page(name, level):
 
 def _user_expressions(expressions):
     results = {}
-    if not isinstance(expressions, dict):
+    if not expressions or not isinstance(expressions, dict):
         return results
     fmt = _display_module().format_object
     for key, expr in expressions.items():
@@ -1152,16 +1279,26 @@ def _run_task(task, code, count, store):
             _run_cell(code, filename)
 
 
-def _run_script(code, filename, ns):
-    """Compile and run a script in ns, as `python filename` would (no
-    top-level await, no future flags of earlier cells)."""
+def _compile_script(code, filename):
     import ast
-    _register_source(filename, code)
-    _S.cell_files.add(filename)
     tree = compile(code, filename, "exec", ast.PyCF_ONLY_AST, dont_inherit=True)
     if _S.policy is not None:
         _S.policy.check_tree(tree)
-    exec(compile(tree, filename, "exec", dont_inherit=True), ns)
+    return (compile(tree, filename, "exec", dont_inherit=True),), 0
+
+
+def _run_script(code, filename, ns):
+    """Compile (or take from the cache) and run a script in ns, as `python
+    filename` would (no top-level await, no future flags of earlier
+    cells)."""
+    _register_source(filename, code)
+    _S.cell_files.add(filename)
+    key = ("script", code)
+    found = _CODE_CACHE.get(key, filename)
+    if found is None:
+        found = _compile_script(code, filename)
+        _CODE_CACHE.put(key, found, filename)
+    exec(found[0][0], ns)
 
 
 def _validate(code, spec):

@@ -1057,6 +1057,146 @@ class RobustnessTests(KernelTestCase):
         self.assertEqual(strict_loads(dumps(loop)), ["<circular reference>"])
         self.assertEqual(strict_loads(dumps("\ud800")), "\ufffd")
 
+    def test_plain_results_match_the_formatter(self):
+        fmt = sandcell_kernel._display_module().format_object
+        for code, value in (("2**70", 2**70), ("1.5", 1.5), ("True", True),
+                            ("1j", 1j), ("'s\\n'", "s\n"), ("b'b'", b"b"),
+                            ("'x' * 200", "x" * 200)):
+            self.execute(code)
+            self.assertEqual(self.contents("execute_result")[0]["data"],
+                             fmt(value)[0], code)
+        # An int too long for repr() takes the formatter's way.
+        self.execute("10 ** 5000")
+        self.assertIn("repr() failed", self.result_text())
+
+
+# ---------------------------------------------------------------------------
+# Compiled code cache
+# ---------------------------------------------------------------------------
+
+class CodeCacheTests(KernelTestCase):
+
+    def cache(self):
+        return sandcell_kernel._CODE_CACHE
+
+    def test_same_source_different_globals(self):
+        hits = self.cache().hits
+        self.execute("cc_x = 1")
+        self.execute("cc_y = cc_x * 10")
+        self.assertEqual(self.ns()["cc_y"], 10)
+        self.execute("cc_x = 7")
+        self.execute("cc_y = cc_x * 10")
+        self.assertEqual(self.ns()["cc_y"], 70)
+        self.assertGreaterEqual(self.cache().hits, hits + 1)
+
+    def test_result_and_count_on_every_run(self):
+        for _ in range(3):
+            reply = self.execute("6 * 7")
+            self.assertEqual(self.result_text(), "42")
+            res = self.contents("execute_result")[0]
+            self.assertEqual(res["execution_count"], reply["execution_count"])
+
+    def test_silent_run_does_not_hide_a_later_result(self):
+        self.execute("5 + 5", silent=True)
+        self.assertEqual(self.published(), [])
+        self.execute("5 + 5")
+        self.assertEqual(self.result_text(), "10")
+        self.execute("5 + 5;")
+        self.assertEqual(self.contents("execute_result"), [])
+
+    def test_each_run_names_its_own_cell(self):
+        code = "def cc_fail():\n    return 1/0\ncc_fail()"
+        first = self.execute(code)
+        second = self.execute(code)
+        for reply in (first, second):
+            text = "\n".join(reply["traceback"])
+            name = "<In[%d]>" % reply["execution_count"]
+            # The cell's frame and the frame of the function it defined.
+            self.assertEqual(text.count(name), 2, text)
+            self.assertIn("return 1/0", text)
+        self.assertNotIn("<In[%d]>" % first["execution_count"],
+                         "\n".join(second["traceback"]))
+        fn = self.ns()["cc_fail"]
+        self.assertEqual(fn.__code__.co_filename,
+                         "<In[%d]>" % second["execution_count"])
+
+    def test_policy_change_is_not_served_from_the_cache(self):
+        import sandcell_policy
+        code = "import socket as cc_socket"
+        self.assertEqual(self.execute(code)["status"], "ok")
+        self.assertEqual(self.execute(code)["status"], "ok")
+        saved = sandcell_kernel._S.policy
+        sandcell_kernel._S.policy = sandcell_policy.from_config(
+            {"profile": "strict"})
+        try:
+            reply = self.execute(code)
+            self.assertEqual(reply["status"], "error", reply)
+            self.assertIn("socket", reply["evalue"])
+            # Refused code is not kept: it is refused again.
+            self.assertEqual(self.execute(code)["status"], "error")
+        finally:
+            sandcell_kernel._S.policy = saved
+        self.assertEqual(self.execute(code)["status"], "ok")
+
+    def test_syntax_errors_are_reported_every_time(self):
+        for _ in range(2):
+            reply = self.execute("cc = = 1")
+            self.assertEqual(reply["ename"], "SyntaxError")
+
+    def test_future_import_applies_to_later_cells_from_the_cache(self):
+        saved = sandcell_kernel._S.future_flags
+        try:
+            code = "from __future__ import annotations"
+            self.execute(code)
+            sandcell_kernel._S.future_flags = saved
+            self.execute(code)          # a hit: its flags apply again
+            self.execute("def cc_ann(x: cc_nowhere): pass")
+            reply = self.execute("cc_ann.__annotations__")
+            self.assertEqual(reply["status"], "ok", reply)
+            self.assertEqual(self.result_text(), "{'x': 'cc_nowhere'}")
+        finally:
+            sandcell_kernel._S.future_flags |= saved
+
+    def test_script_runs_again_in_a_fresh_namespace(self):
+        code = "import sys\ncc_seen = globals().get('cc_seen', 0) + 1\nprint(cc_seen)\n1/0"
+        for _ in range(2):
+            reply = self.request("execute_request", code=code, silent=False,
+                                 store_history=True, user_expressions={},
+                                 allow_stdin=False, stop_on_error=True,
+                                 sandcell_task={"mode": "file", "file_name": "cc.py"})
+            self.assertEqual(self.stream(1), "1\n")
+            exc = reply["sandcell_result"]["exception"]
+            self.assertEqual(exc["type"], "ZeroDivisionError")
+            self.assertEqual(exc["line"], 4)
+            self.assertIn('File "cc.py", line 4', exc["traceback"])
+
+    def test_bounded_in_entries_and_size(self):
+        cache = sandcell_kernel._CodeCache(max_entries=4, max_chars=40,
+                                           max_one=20)
+        value = ((compile("1", "<a>", "exec"),), 0)
+        for i in range(10):
+            cache.put(("cell", "x%d = 1" % i, 0, True), value, "<a>")
+            self.assertLessEqual(len(cache), 4)
+            self.assertLessEqual(cache.chars, 40)
+        # Least recently used goes first.
+        self.assertIsNotNone(cache.get(("cell", "x9 = 1", 0, True), "<b>"))
+        self.assertIsNone(cache.get(("cell", "x0 = 1", 0, True), "<b>"))
+        cache.put(("cell", "y" * 21, 0, True), value, "<a>")
+        self.assertIsNone(cache.get(("cell", "y" * 21, 0, True), "<a>"))
+        for i in range(5):
+            cache.put(("cell", "z%d = %s" % (i, "0" * 12), 0, True), value, "<a>")
+            self.assertLessEqual(cache.chars, 40)
+        renamed = cache.get(("cell", "z4 = %s" % ("0" * 12), 0, True), "<b>")
+        self.assertEqual(renamed[0][0].co_filename, "<b>")
+        self.assertEqual(value[0][0].co_filename, "<a>")
+
+    def test_the_kernel_cache_stays_bounded(self):
+        for i in range(sandcell_kernel._CODE_CACHE.max_entries + 20):
+            self.execute("cc_many_%d = %d" % (i, i))
+        self.assertLessEqual(len(self.cache()), self.cache().max_entries)
+        self.assertLessEqual(self.cache().chars, self.cache().max_chars)
+        self.assertEqual(self.ns()["cc_many_3"], 3)
+
 
 # ---------------------------------------------------------------------------
 # Tests in a fresh interpreter

@@ -81,3 +81,28 @@ Test(proto_utf8, keeps_nul_bytes)
 	cr_expect_eq(n, 3);
 	cr_expect_eq(memcmp(out, "a\0b", 3), 0);
 }
+
+Test(proto_utf8, validity_does_not_depend_on_where_text_starts)
+{
+	/* Long ASCII runs are checked a word at a time: put each kind of sequence at every
+	 * offset of a word, with ASCII before and after. */
+	static const char *const seqs[] = {"\xC3\xA9", "\xE2\x82\xAC", "\xF0\x9F\x98\x80",
+	                                   "\xC3",     "\xE2\x82",     "\x80",
+	                                   "\xFF",     "\xED\xA0\x80"};
+	unsigned char buf[64];
+
+	for (size_t s = 0; s < sizeof(seqs) / sizeof(seqs[0]); s++) {
+		size_t sl = strlen(seqs[s]);
+		bool valid = s < 3;
+
+		for (size_t before = 0; before < 20; before++) {
+			for (size_t after = 0; after < 20; after++) {
+				memset(buf, 'a', sizeof(buf));
+				memcpy(buf + before, seqs[s], sl);
+				cr_expect_eq(proto_utf8_is_valid(buf, before + sl + after), valid,
+				             "sequence %zu after %zu bytes, %zu after it", s,
+				             before, after);
+			}
+		}
+	}
+}

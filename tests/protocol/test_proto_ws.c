@@ -682,6 +682,47 @@ Test(proto_ws, v1_check_accepts_everything_jansson_parses)
 	free(deep);
 }
 
+Test(proto_ws, v1_check_finds_string_ends_at_every_offset)
+{
+	/* Plain text is skipped a word at a time: an end, an escape or a control character
+	 * must be seen wherever it falls in a word. */
+	static const char *const mids[] = {"\\\"", "\\n", "\\u00e9", "\\\\", "\xc3\xa9",
+	                                   "\"",   "\n",  "\x01",    "\\x"};
+	static const bool ok[] = {true, true, true, true, true, false, false, false, false};
+	struct proto_ws_msg m = kernel_msg();
+	char text[128];
+
+	for (size_t k = 0; k < sizeof(mids) / sizeof(mids[0]); k++) {
+		for (size_t before = 0; before < 20; before++) {
+			for (size_t after = 0; after < 20; after++) {
+				struct proto_buf out = {0};
+				bool binary;
+				int n = snprintf(text, sizeof(text), "{\"text\":\"%.*s%s%.*s\"}",
+				                 (int)before, "aaaaaaaaaaaaaaaaaaaa", mids[k],
+				                 (int)after, "bbbbbbbbbbbbbbbbbbbb");
+				int r;
+
+				m.content = (struct proto_buf){(unsigned char *)text, (size_t)n};
+				r = proto_ws_encode(PROTO_WS_V1, &m, &out, &binary, NULL);
+				cr_expect_eq(r, ok[k] ? 0 : -EBADMSG, "%s", text);
+				free(out.data);
+			}
+		}
+		/* An unterminated string is refused wherever it stops. */
+		for (size_t len = 9; len < 40; len++) {
+			struct proto_buf out = {0};
+			bool binary;
+
+			memset(text, 'a', sizeof(text));
+			memcpy(text, "{\"text\":\"", 9);
+			m.content = (struct proto_buf){(unsigned char *)text, len};
+			cr_expect_eq(proto_ws_encode(PROTO_WS_V1, &m, &out, &binary, NULL),
+			             -EBADMSG);
+			free(out.data);
+		}
+	}
+}
+
 /*
  * Frames for the allocation-failure loops. Every JSON token stays under 16 bytes: jansson 2.14
  * ignores a failed allocation while growing a longer one (see docs/protocol.md).
