@@ -105,11 +105,16 @@ class StreamingTests(TaskTestCase):
     def test_many_tasks_in_flight_on_one_socket(self):
         s = self.socket()
         sleeps = {"m0": 3.0, "m1": 0.5, "m2": 2.5, "m3": 1.0, "m4": 2.0, "m5": 1.5}
-        # A memory limit gives each task a kernel of its own, started now: all six start alike
-        # (without one the first would come ready from the pool, the rest later).
+        # A memory limit gives each task a kernel of its own, started now. Kernels start at
+        # slightly different times (much more so in a sanitized build), so each task reports
+        # on stderr when its code began and ended, by the wall clock all kernels share.
         for tid, secs in sleeps.items():
-            s.submit(execute("import time\ntime.sleep(%s)\nprint('%s')\n'%s'" % (secs, tid, tid),
-                             memory_limit="300MB"), tid)
+            s.submit(execute("import sys, time\n"
+                             "sys.stderr.write('%%r ' %% time.time())\n"
+                             "time.sleep(%s)\n"
+                             "print('%s')\n"
+                             "sys.stderr.write('%%r' %% time.time())\n"
+                             "'%s'" % (secs, tid, tid), memory_limit="300MB"), tid)
         def six_done(s):
             done = [e for e in s.events if e["event"] in ("result", "error")]
             return done if len(done) >= 6 else None
@@ -117,14 +122,26 @@ class StreamingTests(TaskTestCase):
         done = s.wait(six_done, 90, "six results")
         self.assertEqual([e["event"] for e in done], ["result"] * 6,
                          [tasklib.short(e) for e in done])
-        order = [e["id"] for e in done]
-        self.assertEqual(order, sorted(sleeps, key=sleeps.get),
-                         "results should come back shortest sleep first")
+        span = {}
         for e in done:
             r = e["result"]
             self.assertEqual(r.get("stdout"), e["id"] + "\n", "output of %s mixed up: %r"
                              % (e["id"], r.get("stdout")))
             self.assertEqual(r.get("return_value"), e["id"])
+            began, ended = (float(x) for x in r.get("stderr", "").split())
+            self.assertGreaterEqual(ended - began, sleeps[e["id"]], r)
+            span[e["id"]] = (began, ended)
+        # Each result is sent as its task ends, whatever the order they were submitted in.
+        # (Two that end within a tenth of a second of each other may arrive either way.)
+        order = [e["id"] for e in done]
+        for a, b in zip(order, order[1:]):
+            self.assertLess(span[a][1], span[b][1] + 0.1,
+                            "results should come back in the order the tasks ended: %s came "
+                            "before %s; %s" % (a, b, span))
+        self.assertNotEqual(order, list(sleeps), "results came back in submission order")
+        # And the six ran side by side: one after another would take the sum of their sleeps.
+        wall = max(e for _, e in span.values()) - min(b for b, _ in span.values())
+        self.assertLess(wall, sum(sleeps.values()) - 2, "the tasks did not overlap: %s" % span)
         for tid in sleeps:
             evs = s.of(tid)
             self.assertEqual(evs[0]["event"], "accepted", evs)
