@@ -95,20 +95,28 @@ static void *kern_control_main(void *arg)
 	for (;;) {
 		zmq_pollitem_t item = {.socket = k->control, .events = ZMQ_POLLIN};
 		struct proto_msg *msg = NULL;
-		int r = zmq_poll(&item, 1, 200);
+		long timeout = -1;
+		int r;
 
-		if (r < 0 && zmq_errno() == ETERM)
-			break;
+		/*
+		 * An idle kernel sleeps here until a message comes or the context ends (the main
+		 * thread's exit): no timer. Only a shutdown asked for on this channel, which this
+		 * thread sets, needs one: the grace the main thread has to reach its loop.
+		 */
 		if (atomic_load(&k->shutting_down)) {
 			if (!shutdown_at)
 				shutdown_at = kern_ms();
-			else if (kern_ms() - shutdown_at > KERN_SHUTDOWN_GRACE_MS) {
+			timeout = KERN_SHUTDOWN_GRACE_MS - (long)(kern_ms() - shutdown_at);
+			if (timeout <= 0) {
 				/* User code ignored the interrupt; the reply has long been sent. */
 				kern_log(k, "main thread still busy %d ms after shutdown: exiting",
 				         KERN_SHUTDOWN_GRACE_MS);
 				_exit(0);
 			}
 		}
+		r = zmq_poll(&item, 1, timeout);
+		if (r < 0 && zmq_errno() == ETERM)
+			break;
 		if (r <= 0)
 			continue;
 		r = kern_recv(k, k->control, ZMQ_DONTWAIT, "control", &msg);
