@@ -86,6 +86,10 @@ int kern_publish_status(struct kern *k, const char *state, const char *parent_js
  */
 int kern_send_reply(struct kern *k, void *sock, const struct proto_msg *req, const char *msg_type,
                     const char *content, size_t content_len);
+/* The same, with req's header already dumped as parent_json (NULL: dumped here). */
+int kern_send_reply_to(struct kern *k, void *sock, const struct proto_msg *req,
+                       const char *parent_json, const char *msg_type, const char *content,
+                       size_t content_len);
 
 /* Returns the request's header as compact JSON text (owned) or NULL. */
 char *kern_header_dump(const struct proto_msg *m);

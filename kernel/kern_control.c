@@ -65,7 +65,7 @@ bool kern_handle_builtin(struct kern *k, void *sock, const struct proto_msg *msg
 		pthread_mutex_unlock(&k->parent_lock);
 		pthread_kill(k->main_thread, SIGINT);
 	}
-	kern_send_reply(k, sock, msg, reply_type, content, strlen(content));
+	kern_send_reply_to(k, sock, msg, parent, reply_type, content, strlen(content));
 	if (strcmp(type, "shutdown_request") == 0) {
 		atomic_store(&k->shutting_down, true);
 		kern_publish_status(k, "idle", parent);

@@ -68,7 +68,7 @@ static void kern_loop_abort_queue(struct kern *k)
 			n = snprintf(aborted, sizeof(aborted),
 			             "{\"status\":\"aborted\",\"execution_count\":%ld}",
 			             kern_python_execution_count());
-			kern_send_reply(k, k->shell, m, reply_type, aborted, (size_t)n);
+			kern_send_reply_to(k, k->shell, m, parent, reply_type, aborted, (size_t)n);
 			kern_publish_status(k, "idle", parent);
 		}
 		proto_msg_free(m);
@@ -132,7 +132,7 @@ static void kern_loop_handle(struct kern *k, struct proto_msg *msg)
 	kern_python_discard_interrupt();
 	if (reply) {
 		kern_loop_reply_type(type, reply_type, sizeof(reply_type));
-		kern_send_reply(k, k->shell, msg, reply_type, reply, strlen(reply));
+		kern_send_reply_to(k, k->shell, msg, parent, reply_type, reply, strlen(reply));
 		abort = kern_loop_should_abort(msg, reply);
 	}
 	/* Before idle: a client that sees idle may send the next request, which must run. */

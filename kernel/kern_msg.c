@@ -4,6 +4,7 @@
  */
 #include <errno.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -28,17 +29,27 @@ char *kern_header_dump(const struct proto_msg *m)
 	return json_dumps(m->header, JSON_COMPACT | JSON_PRESERVE_ORDER);
 }
 
-/* Returns our header for msg_type as owned JSON text. */
-static char *kern_new_header(struct kern *k, const char *msg_type)
-{
-	json_t *h = proto_header_new(msg_type, k->session, "kernel");
-	char *s;
+/*
+ * Writes our header for msg_type into out (KERN_HEADER_MAX bytes); returns its length, or -1
+ * when msg_type does not fit. Written by hand, in the order jupyter_client writes: every field
+ * is ours and needs no escaping (msg_type is one of the kernel's own names). The msg_id is the
+ * session (a fresh UUID for every kernel process) and a counter, as jupyter_client's own
+ * sessions make theirs: unique, and no system call per message.
+ */
+#define KERN_HEADER_MAX 320
 
-	if (!h)
-		return NULL;
-	s = json_dumps(h, JSON_COMPACT | JSON_PRESERVE_ORDER);
-	json_decref(h);
-	return s;
+static int kern_new_header(struct kern *k, const char *msg_type, char *out)
+{
+	static atomic_ulong seq;
+	char date[PROTO_DATE_LEN + 1];
+	int n;
+
+	proto_id_date_now(date);
+	n = snprintf(out, KERN_HEADER_MAX,
+	             "{\"msg_id\":\"%s_%lu\",\"session\":\"%s\",\"username\":\"kernel\","
+	             "\"date\":\"%s\",\"msg_type\":\"%s\",\"version\":\"" PROTO_VERSION "\"}",
+	             k->session, atomic_fetch_add(&seq, 1) + 1, k->session, date, msg_type);
+	return n > 0 && n < KERN_HEADER_MAX ? n : -1;
 }
 
 static struct proto_buf kern_buf(const char *s, size_t len)
@@ -50,15 +61,16 @@ int kern_publish(struct kern *k, const char *msg_type, const char *parent_json, 
                  size_t content_len, const char *metadata, const struct proto_buf *buffers,
                  size_t n_buffers)
 {
-	_cleanup_(proto_freep) char *header = kern_new_header(k, msg_type);
 	_cleanup_(proto_freep) char *parent_copy = NULL;
+	char header[KERN_HEADER_MAX];
 	char topic[64 + PROTO_UUID_LEN];
 	struct proto_buf topic_buf;
 	struct proto_wire_out out = {0};
+	int header_len = kern_new_header(k, msg_type, header);
 	int r;
 
-	if (!header)
-		return -ENOMEM;
+	if (header_len < 0)
+		return -EINVAL;
 	if (!parent_json) {
 		pthread_mutex_lock(&k->parent_lock);
 		parent_copy = strdup(k->parent_json ? k->parent_json : "{}");
@@ -73,7 +85,7 @@ int kern_publish(struct kern *k, const char *msg_type, const char *parent_json, 
 	topic_buf = kern_buf(topic, strlen(topic));
 	out.idents = &topic_buf;
 	out.n_idents = 1;
-	out.header = kern_buf(header, strlen(header));
+	out.header = kern_buf(header, (size_t)header_len);
 	out.parent = kern_buf(parent_json, strlen(parent_json));
 	out.metadata = kern_buf(metadata, strlen(metadata));
 	out.content = kern_buf(content, content_len);
@@ -94,22 +106,36 @@ int kern_publish_status(struct kern *k, const char *state, const char *parent_js
 	return kern_publish(k, "status", parent_json, content, (size_t)n, NULL, NULL, 0);
 }
 
-int kern_send_reply(struct kern *k, void *sock, const struct proto_msg *req, const char *msg_type,
-                    const char *content, size_t content_len)
+int kern_send_reply_to(struct kern *k, void *sock, const struct proto_msg *req,
+                       const char *parent_json, const char *msg_type, const char *content,
+                       size_t content_len)
 {
-	_cleanup_(proto_freep) char *header = kern_new_header(k, msg_type);
-	_cleanup_(proto_freep) char *parent = kern_header_dump(req);
+	_cleanup_(proto_freep) char *parent_copy = NULL;
+	char header[KERN_HEADER_MAX];
+	int header_len = kern_new_header(k, msg_type, header);
 	struct proto_wire_out out = {0};
 
-	if (!header || !parent)
-		return -ENOMEM;
+	if (header_len < 0)
+		return -EINVAL;
+	if (!parent_json) {
+		parent_copy = kern_header_dump(req);
+		if (!parent_copy)
+			return -ENOMEM;
+		parent_json = parent_copy;
+	}
 	out.idents = req->idents;
 	out.n_idents = req->n_idents;
-	out.header = kern_buf(header, strlen(header));
-	out.parent = kern_buf(parent, strlen(parent));
+	out.header = kern_buf(header, (size_t)header_len);
+	out.parent = kern_buf(parent_json, strlen(parent_json));
 	out.metadata = kern_buf("{}", 2);
 	out.content = kern_buf(content, content_len);
 	return proto_zmq_send(sock, &out, k->conn.key, k->conn.key_len);
+}
+
+int kern_send_reply(struct kern *k, void *sock, const struct proto_msg *req, const char *msg_type,
+                    const char *content, size_t content_len)
+{
+	return kern_send_reply_to(k, sock, req, NULL, msg_type, content, content_len);
 }
 
 int kern_recv(struct kern *k, void *sock, int flags, const char *chan, struct proto_msg **out)
