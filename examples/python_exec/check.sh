@@ -12,7 +12,7 @@ env $unset_vars "$1" --port 0 --token example-token --scripts-dir "$here/scripts
 	--history-db :memory: >"$out" 2>/dev/null &
 pid=$!
 trap 'kill $pid 2>/dev/null; wait $pid 2>/dev/null; rm -f "$out"' EXIT
-for _ in $(seq 100); do
+for _ in $(seq 300); do # up to 30 s on a busy machine
 	grep -q listening "$out" && break
 	sleep 0.1
 done
