@@ -73,6 +73,43 @@ def one_round_trip(conn, timeout):
     return out
 
 
+def zmq_echo_floor(n=3000):
+    """Median µs of a one-byte DEALER -> ROUTER -> DEALER echo over ipc:// between two
+    processes: what libzmq's hops (each side's I/O thread and application thread) cost on this
+    machine before any Jupyter work."""
+    import tempfile
+    import zmq
+    d = tempfile.mkdtemp(prefix="sandcell-rtt-")
+    ep = f"ipc://{d}/echo"
+    pid = os.fork()
+    if pid == 0:
+        try:
+            s = zmq.Context().socket(zmq.ROUTER)
+            s.bind(ep)
+            for _ in range(n + 200):
+                s.send_multipart(s.recv_multipart())
+        finally:
+            os._exit(0)
+    ctx = zmq.Context()
+    s = ctx.socket(zmq.DEALER)
+    s.connect(ep)
+    ts = []
+    try:
+        for i in range(n + 200):
+            t = time.perf_counter_ns()
+            s.send(b"x")
+            s.recv()
+            if i >= 200:
+                ts.append((time.perf_counter_ns() - t) / 1e3)
+    finally:
+        s.close(0)
+        ctx.term()
+        os.waitpid(pid, 0)
+        os.unlink(f"{d}/echo") if os.path.exists(f"{d}/echo") else None
+        os.rmdir(d)
+    return med(ts)
+
+
 def med(xs):
     xs = sorted(xs)
     return xs[len(xs) // 2] if xs else float("nan")
@@ -102,7 +139,7 @@ def profile(bench, kind, iters, warmup, timeout):
     return m
 
 
-def report(bench, res, args):
+def report(bench, res, args, res_floor):
     kinds = list(res)
     m = gb.machine_info()
     lines = ["## Where a `1+1` round trip goes", "",
@@ -132,6 +169,11 @@ def report(bench, res, args):
             cells.append("–" if v is None else f"{v:.0f}")
         lines.append(f"| {names.get(r, '  kernel: ' + r)} | " + " | ".join(cells) + " |")
     lines += ["",
+              f"For scale: a one-byte libzmq echo (DEALER → ROUTER → DEALER over `ipc://` between two "
+              f"processes, pyzmq) takes {res_floor:.0f} µs here, median of 3000: the floor of the libzmq "
+              "part of a round trip (the gateway's request to the kernel, the kernel's messages back, "
+              "each through the sender's and the receiver's I/O threads).",
+              "",
               "The parts are medians of their own, so they need not add up to the median round trip "
               "exactly. Stamps are the kernel's header dates (microseconds, this machine's clock); "
               "the client's send time is taken just before its write."]
@@ -171,7 +213,8 @@ def main(argv):
             res[k] = profile(bench, k, a.iters, a.warmup, a.timeout)
     finally:
         bench.cleanup()
-    text = report(bench, res, a)
+    floor = zmq_echo_floor()
+    text = report(bench, res, a, floor)
     print(text)
     if a.markdown:
         write_marked(a.markdown, text + "\n", MARK_BEGIN, MARK_END)

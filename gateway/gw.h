@@ -115,6 +115,9 @@ struct gw_kernel {
 	char wall_msg_id[128];                /* the request interrupted for its wall-clock limit */
 	double wall_secs;                     /* and that limit */
 	bool wall_killed;                     /* the process was killed for it */
+	struct gw_replay stdin_wait; /* owned: shell/stdin messages held until stdin connects */
+	lws_sorted_usec_list_t sul_stdin; /* checks whether it has */
+	int64_t stdin_deadline_us;        /* sent anyway after this */
 	struct gw_task *task; /* the task whose execution runs here (not owned), or NULL */
 	bool oneshot;         /* a task's throw-away kernel: never restarted, output not held */
 	bool pooled;          /* started ahead, not handed out yet: invisible to clients */
@@ -131,7 +134,7 @@ struct gw_conn {
 	struct gw_queue out;          /* owned */
 	struct proto_buf drop_parent; /* owned: parent_header of the last dropped output */
 	unsigned char *rx;            /* a message being reassembled from fragments */
-	size_t rx_len;
+	size_t rx_len, rx_cap;
 	bool rx_binary, rx_overflow;
 	bool closing;
 	char close_reason[124];

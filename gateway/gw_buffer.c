@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/types.h>
 
 #include <jansson.h>
 
@@ -71,36 +72,95 @@ void gw_queue_clear(struct gw_queue *q)
 		free(f);
 }
 
-void gw_routes_add(struct gw_routes *r, const char *msg_id, void *conn)
+/* Drops entry i, keeping the order. */
+static void gw_routes_drop(struct gw_routes *r, size_t i)
 {
-	struct gw_route *rt = &r->ring[r->next++ % GW_ROUTES];
-	size_t n = strlen(msg_id);
+	free(r->v[i].msg_id);
+	memmove(&r->v[i], &r->v[i + 1], (r->n - i - 1) * sizeof(r->v[0]));
+	r->n--;
+	/* A burst of requests is over: give its memory back. */
+	if (r->n == 0 && r->cap > 8)
+		gw_routes_clear(r);
+}
 
-	if (n >= sizeof(rt->msg_id))
-		n = sizeof(rt->msg_id) - 1;
-	memcpy(rt->msg_id, msg_id, n);
-	rt->msg_id[n] = '\0';
-	rt->conn = conn;
+int gw_routes_add(struct gw_routes *r, const char *msg_id, void *conn)
+{
+	size_t len = strlen(msg_id);
+	char *id;
+
+	if (!conn || !len || len >= GW_ROUTE_ID_MAX)
+		return 0;
+	id = malloc(len + 1);
+	if (!id)
+		return -ENOMEM;
+	memcpy(id, msg_id, len + 1);
+	if (r->n == GW_ROUTES)
+		gw_routes_drop(r, 0);
+	if (r->n == r->cap) {
+		size_t cap = r->cap ? 2 * r->cap : 4;
+		struct gw_route *v = realloc(r->v, cap * sizeof(*v));
+
+		if (!v) {
+			free(id);
+			return -ENOMEM;
+		}
+		r->v = v;
+		r->cap = cap;
+	}
+	r->v[r->n].msg_id = id;
+	r->v[r->n].conn = conn;
+	r->n++;
+	return 0;
+}
+
+/* The index of the newest route for msg_id, or -1. */
+static ssize_t gw_routes_index(const struct gw_routes *r, const char *msg_id)
+{
+	if (!msg_id[0])
+		return -1;
+	for (size_t i = r->n; i-- > 0;)
+		if (!strcmp(r->v[i].msg_id, msg_id))
+			return (ssize_t)i;
+	return -1;
 }
 
 void *gw_routes_find(const struct gw_routes *r, const char *msg_id)
 {
-	if (!msg_id[0])
-		return NULL;
-	for (size_t i = 0; i < GW_ROUTES && i < r->next; i++) {
-		const struct gw_route *rt = &r->ring[(r->next - 1 - i) % GW_ROUTES];
+	ssize_t i = gw_routes_index(r, msg_id);
 
-		if (rt->conn && !strcmp(rt->msg_id, msg_id))
-			return rt->conn;
-	}
-	return NULL;
+	return i < 0 ? NULL : r->v[i].conn;
+}
+
+void gw_routes_remove(struct gw_routes *r, const char *msg_id)
+{
+	ssize_t i = gw_routes_index(r, msg_id);
+
+	if (i >= 0)
+		gw_routes_drop(r, (size_t)i);
 }
 
 void gw_routes_forget(struct gw_routes *r, const void *conn)
 {
-	for (size_t i = 0; i < GW_ROUTES; i++)
-		if (r->ring[i].conn == conn)
-			r->ring[i].conn = NULL;
+	size_t kept = 0;
+
+	for (size_t i = 0; i < r->n; i++) {
+		if (r->v[i].conn == conn)
+			free(r->v[i].msg_id);
+		else
+			r->v[kept++] = r->v[i];
+	}
+	r->n = kept;
+	if (r->n == 0)
+		gw_routes_clear(r);
+}
+
+void gw_routes_clear(struct gw_routes *r)
+{
+	for (size_t i = 0; i < r->n; i++)
+		free(r->v[i].msg_id);
+	free(r->v);
+	r->v = NULL;
+	r->n = r->cap = 0;
 }
 
 void gw_held_free(struct gw_held *h)

@@ -48,28 +48,36 @@ size_t gw_queue_take_dropped(struct gw_queue *q, size_t *bytes);
 void gw_queue_clear(struct gw_queue *q);
 
 /*
- * Reply routes: which connection sent the request with a given msg_id, so that its reply (and
- * an input_request it causes) go back there. A fixed ring of the newest GW_ROUTES requests:
- * older ones are forgotten, and their late replies go nowhere (or to the replay buffer).
+ * Reply routes: which connection sent a request with a given msg_id, so that its reply (and an
+ * input_request it causes) go back there. Only requests not answered yet are kept, oldest
+ * first, in an array that grows with them: an idle kernel holds none. Past GW_ROUTES the oldest
+ * are forgotten, and their late replies go nowhere (or to the replay buffer).
  */
-#define GW_ROUTES 512
+#define GW_ROUTES       512
+#define GW_ROUTE_ID_MAX 128 /* longer msg_ids are not remembered: their replies go nowhere */
 struct gw_route {
-	char msg_id[128];
-	void *conn; /* borrowed */
+	char *msg_id; /* owned */
+	void *conn;   /* borrowed */
 };
 struct gw_routes {
-	struct gw_route ring[GW_ROUTES];
-	size_t next;
+	struct gw_route *v; /* owned, oldest first */
+	size_t n, cap;
 };
 
-/* Remembers that conn asked msg_id. */
-void gw_routes_add(struct gw_routes *r, const char *msg_id, void *conn);
+/* Remembers that conn asked msg_id. Returns 0, or -ENOMEM (the request is then not routed). */
+int gw_routes_add(struct gw_routes *r, const char *msg_id, void *conn);
 
 /* The connection that asked msg_id (newest first), or NULL. */
 void *gw_routes_find(const struct gw_routes *r, const char *msg_id);
 
+/* Forgets the newest request msg_id (its reply came). */
+void gw_routes_remove(struct gw_routes *r, const char *msg_id);
+
 /* Forgets every route to conn (it closed). */
 void gw_routes_forget(struct gw_routes *r, const void *conn);
+
+/* Forgets every route and frees the array. */
+void gw_routes_clear(struct gw_routes *r);
 
 /* A message held for replay: owned copies of every part. */
 struct gw_held {

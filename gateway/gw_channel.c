@@ -182,6 +182,11 @@ int gw_channel_open(struct gw_kernel *k, enum proto_ws_channel which)
 		int n = snprintf(routing_id, sizeof(routing_id), "sandcell-%s", k->id);
 		zmq_setsockopt(ch->sock, ZMQ_ROUTING_ID, routing_id, (size_t)n);
 	}
+	if (which == PROTO_WS_STDIN) {
+		int one = 1;
+
+		zmq_setsockopt(ch->sock, ZMQ_IMMEDIATE, &one, sizeof(one));
+	}
 	if (proto_conn_endpoint(&k->conn, map[which], ep, sizeof(ep)) < 0 ||
 	    zmq_connect(ch->sock, ep) < 0)
 		goto fail;
@@ -205,6 +210,16 @@ fail : {
 	ch->sock = NULL;
 	return e;
 }
+}
+
+bool gw_channel_connected(struct gw_channel *ch)
+{
+	int events = 0;
+	size_t len = sizeof(events);
+
+	if (!ch->sock || zmq_getsockopt(ch->sock, ZMQ_EVENTS, &events, &len) < 0)
+		return false;
+	return events & ZMQ_POLLOUT;
 }
 
 void gw_channel_close(struct gw_channel *ch)

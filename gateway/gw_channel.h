@@ -14,9 +14,16 @@
 /*
  * Creates the socket for one channel of k (DEALER for shell/control/stdin with the kernel's
  * routing id, SUB subscribed to everything for iopub), connects it to the kernel's endpoint
- * and adopts its fd. Returns 0 or -errno.
+ * and adopts its fd. stdin sends only on a connection that is up (ZMQ_IMMEDIATE), so that
+ * gw_channel_connected tells when the kernel can reach it. Returns 0 or -errno.
  */
 int gw_channel_open(struct gw_kernel *k, enum proto_ws_channel which);
+
+/*
+ * Whether the channel's socket has a connection to send on: true at once for shell and
+ * control (they queue until connected), after the handshake for stdin (ZMQ_IMMEDIATE).
+ */
+bool gw_channel_connected(struct gw_channel *ch);
 
 /* Closes the socket and drops the lws handle. Safe on a closed channel. */
 void gw_channel_close(struct gw_channel *ch);

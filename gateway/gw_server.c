@@ -31,6 +31,17 @@
 
 #define GW_SIGNAL_PROTOCOL "sandcell-signal"
 
+/*
+ * lws gives every WebSocket a receive buffer of rx_buffer_size (else pt_serv_buf_size, 64 KiB):
+ * a client's messages are small, and a large one arrives in pieces that gw_ws_receive joins,
+ * so 4 KiB each keeps a thousand sessions from costing 64 MiB. Sends stay in pieces of
+ * GW_WS_TX_PACKET (lws takes rx_buffer_size for that too when tx_packet_size is 0).
+ */
+#define GW_WS_RX_BUFFER 4096
+#define GW_WS_TX_PACKET (64 * 1024)
+/* What a WebSocket's SO_SNDBUF was before (Linux doubles it: 4 MiB, its tcp_wmem maximum). */
+#define GW_WS_SNDBUF (2 << 20)
+
 static int gw_server_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user,
                               void *in, size_t len);
 
@@ -426,10 +437,15 @@ static void gw_ws_established(struct gw_server *srv, struct gw_pss *pss, struct 
 	                ? PROTO_WS_V1
 	                : PROTO_WS_LEGACY;
 
-	int one = 1;
+	int one = 1, sndbuf = GW_WS_SNDBUF;
 
 	/* Output must leave as it is produced (lws sets this too; we depend on it). */
 	setsockopt(lws_get_socket_fd(wsi), IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	/*
+	 * lws sized SO_SNDBUF by the small receive buffer: give output its room back (socket
+	 * buffers are the kernel's memory, used only while output is in flight).
+	 */
+	setsockopt(lws_get_socket_fd(wsi), SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof(sndbuf));
 	memset(&pss->ws, 0, sizeof(pss->ws));
 	pss->ws.wsi = wsi;
 	pss->ws.srv = srv;
@@ -538,8 +554,10 @@ static int gw_server_callback(struct lws *wsi, enum lws_callback_reasons reason,
 }
 
 static const struct lws_protocols gw_protocols[] = {
-        {"http", gw_server_callback, sizeof(struct gw_pss), 0, 0, NULL, 0},
-        {PROTO_WS_V1_SUBPROTOCOL, gw_server_callback, sizeof(struct gw_pss), 0, 0, NULL, 0},
+        {"http", gw_server_callback, sizeof(struct gw_pss), GW_WS_RX_BUFFER, 0, NULL,
+         GW_WS_TX_PACKET},
+        {PROTO_WS_V1_SUBPROTOCOL, gw_server_callback, sizeof(struct gw_pss), GW_WS_RX_BUFFER, 0,
+         NULL, GW_WS_TX_PACKET},
         {GW_ZMQ_PROTOCOL, gw_server_callback, 0, 0, 0, NULL, 0},
         {GW_PID_PROTOCOL, gw_server_callback, 0, 0, 0, NULL, 0},
         {GW_ERR_PROTOCOL, gw_server_callback, 0, 0, 0, NULL, 0},

@@ -22,6 +22,8 @@
 #define GW_WS_WRITE_BYTES  (4u << 20)
 /* Frames below this size that are written together are corked into few segments. */
 #define GW_WS_CORK_BELOW (64u << 10)
+/* A receive buffer larger than this is freed after its message: idle sessions keep little. */
+#define GW_WS_RX_KEEP (16u << 10)
 
 void gw_ws_open(struct gw_conn *c, struct lws *wsi, struct gw_kernel *k,
                 enum proto_ws_framing framing, const char *session_id)
@@ -183,6 +185,21 @@ static bool gw_ws_is_task_frame(const unsigned char *rx, size_t len)
 	return task;
 }
 
+static void gw_ws_rx_free(struct gw_conn *c)
+{
+	free(c->rx);
+	c->rx = NULL;
+	c->rx_len = c->rx_cap = 0;
+}
+
+/* A message was handled: keep a small buffer for the next one, not a large one. */
+static void gw_ws_rx_done(struct gw_conn *c)
+{
+	c->rx_len = 0;
+	if (c->rx_cap > GW_WS_RX_KEEP)
+		gw_ws_rx_free(c);
+}
+
 int gw_ws_receive(struct gw_conn *c, const void *in, size_t len)
 {
 	struct gw_kernel *k = c->kernel;
@@ -201,18 +218,30 @@ int gw_ws_receive(struct gw_conn *c, const void *in, size_t len)
 	}
 	if (!c->rx_overflow && c->rx_len + len > cap) {
 		c->rx_overflow = true;
-		free(c->rx);
-		c->rx = NULL;
-		c->rx_len = 0;
+		gw_ws_rx_free(c);
 	}
 	if (!c->rx_overflow) {
-		unsigned char *grown = realloc(c->rx, c->rx_len + len + 1);
+		size_t need = c->rx_len + len + 1;
 
-		if (!grown) {
-			gw_ws_close(c, LWS_CLOSE_STATUS_UNEXPECTED_CONDITION, "out of memory");
-			return 0;
+		/*
+		 * lws hands over a large frame in pieces of its small receive buffer: grow by
+		 * doubling (within the cap), not by a piece at a time.
+		 */
+		if (need > c->rx_cap) {
+			size_t grow = 2 * c->rx_cap < cap + 1 ? 2 * c->rx_cap : cap + 1;
+			unsigned char *grown;
+
+			if (grow < need)
+				grow = need;
+			grown = realloc(c->rx, grow);
+			if (!grown) {
+				gw_ws_close(c, LWS_CLOSE_STATUS_UNEXPECTED_CONDITION,
+				            "out of memory");
+				return 0;
+			}
+			c->rx = grown;
+			c->rx_cap = grow;
 		}
-		c->rx = grown;
 		memcpy(c->rx + c->rx_len, in, len);
 		c->rx_len += len;
 	}
@@ -237,7 +266,7 @@ int gw_ws_receive(struct gw_conn *c, const void *in, size_t len)
 			return 0;
 		}
 		gw_task_ws_frame(c->srv, c, c->rx, c->rx_len);
-		c->rx_len = 0;
+		gw_ws_rx_done(c);
 		return 0;
 	}
 	/* A legacy binary frame sent as text (a u32be count: starts with 0) is decoded as such. */
@@ -247,7 +276,7 @@ int gw_ws_receive(struct gw_conn *c, const void *in, size_t len)
 		return 0;
 	}
 	r = proto_ws_decode(c->framing, c->rx, c->rx_len, c->rx_binary, &k->srv->limits, &m, &err);
-	c->rx_len = 0;
+	gw_ws_rx_done(c);
 	if (r < 0) {
 		gw_ws_reject(c, err.text[0] ? err.text : strerror(-r));
 		return 0;
@@ -342,7 +371,6 @@ void gw_ws_closed(struct gw_conn *c)
 	gw_queue_clear(&c->out);
 	free(c->drop_parent.data);
 	c->drop_parent.data = NULL;
-	free(c->rx);
-	c->rx = NULL;
+	gw_ws_rx_free(c);
 	c->wsi = NULL;
 }

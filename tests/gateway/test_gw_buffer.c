@@ -316,6 +316,45 @@ Test(gw_buffer, routes_find_the_requester_newest_first)
 	gw_routes_forget(&r, &b);
 	cr_expect_eq(gw_routes_find(&r, "m1"), &a);
 	cr_expect_null(gw_routes_find(&r, "m2"));
+	gw_routes_clear(&r);
+}
+
+Test(gw_buffer, routes_keep_only_requests_not_answered)
+{
+	struct gw_routes r = {0};
+	int a, b;
+
+	cr_expect_eq(gw_routes_add(&r, "m1", &a), 0);
+	cr_expect_eq(gw_routes_add(&r, "m2", &b), 0);
+	cr_expect_eq(gw_routes_add(&r, "m1", &b), 0);
+	/* The newest m1 was answered: the older one is still waiting. */
+	gw_routes_remove(&r, "m1");
+	cr_expect_eq(gw_routes_find(&r, "m1"), &a);
+	gw_routes_remove(&r, "m1");
+	cr_expect_null(gw_routes_find(&r, "m1"));
+	cr_expect_eq(gw_routes_find(&r, "m2"), &b);
+	gw_routes_remove(&r, "unknown");
+	gw_routes_remove(&r, "m2");
+	cr_expect_eq(r.n, 0);
+	/* A request with no one to answer to is not remembered. */
+	cr_expect_eq(gw_routes_add(&r, "m3", NULL), 0);
+	cr_expect_eq(r.n, 0);
+	/* Many requests answered one by one leave no memory behind. */
+	for (int i = 0; i < 100; i++) {
+		char id[32];
+
+		snprintf(id, sizeof(id), "x%d", i);
+		gw_routes_add(&r, id, &a);
+	}
+	for (int i = 0; i < 100; i++) {
+		char id[32];
+
+		snprintf(id, sizeof(id), "x%d", i);
+		gw_routes_remove(&r, id);
+	}
+	cr_expect_eq(r.n, 0);
+	cr_expect_null(r.v);
+	gw_routes_clear(&r);
 }
 
 Test(gw_buffer, routes_forget_the_oldest_past_the_ring)
@@ -334,6 +373,7 @@ Test(gw_buffer, routes_forget_the_oldest_past_the_ring)
 	cr_expect_eq(gw_routes_find(&r, "m10"), &conn);
 	snprintf(id, sizeof(id), "m%d", GW_ROUTES + 9);
 	cr_expect_eq(gw_routes_find(&r, id), &conn);
+	gw_routes_clear(&r);
 }
 
 Test(gw_buffer, routes_truncate_overlong_ids)
@@ -346,8 +386,11 @@ Test(gw_buffer, routes_truncate_overlong_ids)
 	id[sizeof(id) - 1] = '\0';
 	memset(&r, 0, sizeof(r));
 	gw_routes_add(&r, id, &conn);
-	/* Stored cut to 127 bytes: the full id does not match, so no wrong delivery. */
+	/* Not stored: its replies go nowhere, never to a wrong connection. */
 	cr_expect_null(gw_routes_find(&r, id));
+	id[GW_ROUTE_ID_MAX - 1] = '\0';
+	cr_expect_null(gw_routes_find(&r, id));
+	gw_routes_clear(&r);
 }
 
 /* A stream message of numbered lines first..last-1 (owned parts). */
