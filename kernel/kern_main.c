@@ -32,16 +32,6 @@
 #define KERN_CONN_FILE_MAX (64 * 1024)
 /* ZeroMQ drops a peer that sends a message larger than this; smaller ones reach our limits. */
 #define KERN_ZMQ_MAXMSGSIZE ((int64_t)256 << 20)
-#if defined(__SANITIZE_ADDRESS__)
-#define KERN_ASAN 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define KERN_ASAN 1
-#endif
-#endif
-#ifndef KERN_ASAN
-#define KERN_ASAN 0
-#endif
 
 /* Address space kept back for reporting a MemoryError under a memory limit. */
 #define KERN_OOM_RESERVE ((size_t)4 << 20)
@@ -710,12 +700,6 @@ static int kern_zygote_main(int argc, char **argv)
 
 int main(int argc, char **argv)
 {
-	if (argc > 1 && strcmp(argv[1], "--zygote") == 0 && KERN_ASAN) {
-		/* Its forks died of SIGSEGV at start in this build, with no sanitizer report. */
-		fprintf(stderr, "sandcell-kernel: --zygote is not available in an AddressSanitizer "
-		                "build; the gateway spawns each kernel\n");
-		return 2;
-	}
 	if (argc > 1 && strcmp(argv[1], "--zygote") == 0)
 		return kern_zygote_main(argc, argv);
 	return kern_run(argc, argv, false);

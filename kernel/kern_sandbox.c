@@ -1694,6 +1694,18 @@ static scmp_filter_ctx sb_seccomp_build(struct sb_filter_key key, int *out)
 			r = sb_rule(ctx, SCMP_ACT_ALLOW, "mprotect", 0, NULL);
 	}
 
+	/*
+	 * A thread may set the normal policy (SCHED_OTHER, priority 0) on itself or another of
+	 * the sandbox's: every ZeroMQ thread does so first thing (pthread_setschedparam) and aborts
+	 * when refused, and the filter reaches threads that are still starting. No other policy:
+	 * nothing here is real-time, and SCHED_OTHER raises nothing without CAP_SYS_NICE.
+	 */
+	if (r == 0) {
+		struct scmp_arg_cmp other = SCMP_A1(SCMP_CMP_EQ, SCHED_OTHER);
+
+		r = sb_rule(ctx, SCMP_ACT_ALLOW, "sched_setscheduler", 1, &other);
+	}
+
 	/* Threads always; processes when the profile has room for them; never new namespaces.
 	 * clone3 hides its flags from seccomp: ENOSYS sends glibc back to clone. */
 	if (r == 0) {

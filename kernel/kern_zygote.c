@@ -11,6 +11,14 @@
  * difference. The fork happens with one thread and the interpreter idle: Python's fork hooks
  * run around it (random reseeds itself in the child), and the child goes on exactly like
  * `sandcell-kernel --preinit` with the command line it was sent.
+ *
+ * The raw clone is not glibc's fork(): the child keeps the zygote's thread id in its thread
+ * descriptor (pthread_kill() and pthread_setschedparam() on its main thread would aim at the
+ * zygote), and neither atfork handlers nor AddressSanitizer's fork interceptor run. With one
+ * thread and nothing locked that leaves memory consistent, and the child only supervises the
+ * sandbox: the process that runs the kernel and starts threads is the sandbox's fork() of it.
+ * A kernel without a sandbox (--profile none, which the gateway never asks for) would need a
+ * fork() first.
  */
 #include "kern_zygote.h"
 
