@@ -359,6 +359,9 @@ int kern_python_warm(struct kern *k)
 	        "dis",
 	};
 
+	PyObject *gc;
+	int r;
+
 	for (size_t i = 0; i < sizeof(modules) / sizeof(modules[0]); i++) {
 		PyObject *m = PyImport_ImportModule(modules[i]);
 
@@ -370,7 +373,19 @@ int kern_python_warm(struct kern *k)
 		Py_XDECREF(m);
 		PyErr_Clear();
 	}
-	return kern_python_preload(k);
+	r = kern_python_preload(k);
+	/*
+	 * What the warm-up made is every fork's, shared copy-on-write: frozen, the collector never
+	 * walks it (a full collection would write to the header of each object, in each fork).
+	 */
+	gc = r == 0 ? PyImport_ImportModule("gc") : NULL;
+	if (gc) {
+		Py_XDECREF(PyObject_CallMethod(gc, "collect", NULL));
+		Py_XDECREF(PyObject_CallMethod(gc, "freeze", NULL));
+		Py_DECREF(gc);
+	}
+	PyErr_Clear();
+	return r;
 }
 
 /* A comma list as a Python list of str (new reference). */
