@@ -32,10 +32,11 @@
 #include "proto_sign.h"
 #include "proto_wire.h"
 
+#define GW_POOL_BACKOFF_US      (30 * LWS_US_PER_SEC) /* a pool whose kernel failed rests */
+#define GW_POOL_REFILL_DELAY_US (50 * LWS_US_PER_MS)  /* after a kernel was taken from it */
 /* msg_ids of requests the gateway itself sends start with this. */
-#define GW_POOL_BACKOFF_US (30 * LWS_US_PER_SEC) /* a pool whose kernel failed rests */
-#define GW_OWN_PREFIX      "sandcell-gw-"
-#define GW_OWN_PREFIX_LEN  (sizeof(GW_OWN_PREFIX) - 1)
+#define GW_OWN_PREFIX     "sandcell-gw-"
+#define GW_OWN_PREFIX_LEN (sizeof(GW_OWN_PREFIX) - 1)
 /* kernel_info is re-sent at this interval until the kernel answers on shell and iopub. */
 #define GW_NUDGE_US (10 * LWS_US_PER_MS)
 /* A request that allows input waits this long at most for the stdin socket, checked this often. */
@@ -1395,10 +1396,15 @@ static void gw_kernel_pool_cb(lws_sorted_usec_list_t *sul)
 		                 (lws_usec_t)(next - now));
 }
 
-static void gw_kernel_pool_schedule(struct gw_server *srv)
+static void gw_kernel_pool_schedule_in(struct gw_server *srv, lws_usec_t us)
 {
 	if (srv->cfg->kernel_pool > 0 && srv->cx && !srv->stopping)
-		lws_sul_schedule(srv->cx, 0, &srv->sul_pool, gw_kernel_pool_cb, 1);
+		lws_sul_schedule(srv->cx, 0, &srv->sul_pool, gw_kernel_pool_cb, us);
+}
+
+static void gw_kernel_pool_schedule(struct gw_server *srv)
+{
+	gw_kernel_pool_schedule_in(srv, 1);
 }
 
 int gw_kernel_start(struct gw_server *srv, const char *name, const json_t *narrow,
@@ -1414,7 +1420,12 @@ int gw_kernel_start(struct gw_server *srv, const char *name, const json_t *narro
 			if (k->pooled && k->pool_index == idx && k->ready && !k->deleting &&
 			    k->state == GW_KERNEL_IDLE)
 				found = k;
-		gw_kernel_pool_schedule(srv);
+		/*
+		 * The refill waits a little: starting a kernel takes the event loop a few
+		 * milliseconds and the CPU some tens, which the answer to this request and the
+		 * handed-out kernel's first messages would otherwise wait behind.
+		 */
+		gw_kernel_pool_schedule_in(srv, GW_POOL_REFILL_DELAY_US);
 		if (found && srv->n_kernels - srv->n_pooled >= (size_t)srv->cfg->max_kernels)
 			return proto_error_set(err, EBUSY, "the limit of %d kernels is reached",
 			                       srv->cfg->max_kernels);
