@@ -110,6 +110,39 @@ def zmq_echo_floor(n=3000):
     return med(ts)
 
 
+class IdleSpinners:
+    """n processes that spin under SCHED_IDLE: they run only when nothing else wants a CPU, so
+    they take no time from the servers, but the CPUs never go idle (no halt, no wake-up from
+    it). With them the round trip shows what it costs without waking idle CPUs."""
+
+    def __init__(self, n):
+        self.n = n
+        self.pids = []
+
+    def __enter__(self):
+        for _ in range(self.n):
+            pid = os.fork()
+            if pid == 0:
+                try:
+                    os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
+                    deadline = time.monotonic() + 3600
+                    while time.monotonic() < deadline:
+                        pass
+                finally:
+                    os._exit(0)
+            self.pids.append(pid)
+        return self
+
+    def __exit__(self, *exc):
+        for pid in self.pids:
+            try:
+                os.kill(pid, 9)
+                os.waitpid(pid, 0)
+            except OSError:
+                pass
+        self.pids = []
+
+
 def med(xs):
     xs = sorted(xs)
     return xs[len(xs) // 2] if xs else float("nan")
@@ -122,6 +155,10 @@ def profile(bench, kind, iters, warmup, timeout):
         for _ in range(warmup):
             one_round_trip(conn, timeout)
         runs = [one_round_trip(conn, timeout) for _ in range(iters)]
+        with IdleSpinners(os.cpu_count() or 1):
+            for _ in range(warmup):
+                one_round_trip(conn, timeout)
+            awake = [one_round_trip(conn, timeout)["total"] for _ in range(iters)]
     finally:
         bench.drop(s, kid, conn, timeout)
     missing = [st for st in STEPS if any(st not in r for r in runs)]
@@ -136,6 +173,7 @@ def profile(bench, kind, iters, warmup, timeout):
         m[f"{prev} -> {st}"] = med([r[st] - r[prev] for r in runs])
         prev = st
     m["missing"] = missing
+    m["awake"] = med(awake)
     return m
 
 
@@ -168,11 +206,19 @@ def report(bench, res, args, res_floor):
             v = res[k].get(r)
             cells.append("–" if v is None else f"{v:.0f}")
         lines.append(f"| {names.get(r, '  kernel: ' + r)} | " + " | ".join(cells) + " |")
+    lines.append("| round trip with the CPUs kept awake (SCHED_IDLE spinners, one per CPU) | "
+                 + " | ".join(f"{res[k]['awake']:.0f}" for k in kinds) + " |")
     lines += ["",
               f"For scale: a one-byte libzmq echo (DEALER → ROUTER → DEALER over `ipc://` between two "
               f"processes, pyzmq) takes {res_floor:.0f} µs here, median of 3000: the floor of the libzmq "
               "part of a round trip (the gateway's request to the kernel, the kernel's messages back, "
               "each through the sender's and the receiver's I/O threads).",
+              "",
+              "The last row runs the same round trips again while one process per CPU spins under "
+              "`SCHED_IDLE`: such a process runs only when nothing else wants the CPU, so it takes no "
+              "time from the servers, but no CPU ever goes idle. The difference to the first row is "
+              "what waking idle CPUs costs on this machine (on a virtual machine, a halted virtual "
+              "CPU is woken through the hypervisor).",
               "",
               "The parts are medians of their own, so they need not add up to the median round trip "
               "exactly. Stamps are the kernel's header dates (microseconds, this machine's clock); "
