@@ -35,8 +35,10 @@ struct gw_channel {
 	struct gw_kernel *kernel;
 	enum proto_ws_channel which;
 	void *sock;
-	struct lws *wsi;                  /* the adopted duplicate of ZMQ_FD */
-	lws_sorted_usec_list_t sul_drain; /* re-check after sends or a spent budget */
+	struct lws *wsi; /* the adopted duplicate of ZMQ_FD */
+	/* In the server's list of channels to look at again (after sends or a spent budget). */
+	struct gw_channel *drain_prev, *drain_next;
+	bool drain_queued;
 };
 
 enum gw_kernel_state {
@@ -171,7 +173,15 @@ struct gw_server {
 	int64_t pool_backoff_us[8];           /* no refill before: a pooled kernel failed */
 	size_t n_pooled;                      /* kernels in the pool (in n_kernels too) */
 	struct gw_zygote *zygote;             /* owned: forks kernels (gw_zygote.c), or NULL */
-	int64_t zygote_backoff_us;            /* no zygote before: the last one failed */
+	/*
+	 * Channels to drain on the next loop turn, oldest first, under one timer: a timer each
+	 * made every re-check walk libwebsockets' sorted list of thousands.
+	 */
+	struct gw_channel *drain_head, *drain_tail;
+	size_t n_drain;
+	lws_sorted_usec_list_t sul_drain;
+	bool drain_scheduled;
+	int64_t zygote_backoff_us; /* no zygote before: the last one failed */
 };
 
 /* REST /api/sessions model. */

@@ -36,16 +36,56 @@ static bool gw_channel_readable(struct gw_channel *ch)
 
 static void gw_channel_drain(struct gw_channel *ch);
 
+static void gw_channel_unqueue(struct gw_server *srv, struct gw_channel *ch)
+{
+	if (!ch->drain_queued)
+		return;
+	if (ch->drain_prev)
+		ch->drain_prev->drain_next = ch->drain_next;
+	else
+		srv->drain_head = ch->drain_next;
+	if (ch->drain_next)
+		ch->drain_next->drain_prev = ch->drain_prev;
+	else
+		srv->drain_tail = ch->drain_prev;
+	ch->drain_prev = ch->drain_next = NULL;
+	ch->drain_queued = false;
+	srv->n_drain--;
+}
+
+/* Drains the channels queued before this turn; those queued meanwhile wait for the next. */
 static void gw_channel_drain_cb(lws_sorted_usec_list_t *sul)
 {
-	struct gw_channel *ch = lws_container_of(sul, struct gw_channel, sul_drain);
+	struct gw_server *srv = lws_container_of(sul, struct gw_server, sul_drain);
 
-	gw_channel_drain(ch);
+	srv->drain_scheduled = false;
+	for (size_t n = srv->n_drain; n > 0 && srv->drain_head; n--) {
+		struct gw_channel *ch = srv->drain_head;
+
+		gw_channel_unqueue(srv, ch);
+		gw_channel_drain(ch);
+	}
 }
 
 static void gw_channel_recheck(struct gw_channel *ch)
 {
-	lws_sul_schedule(ch->kernel->srv->cx, 0, &ch->sul_drain, gw_channel_drain_cb, 1);
+	struct gw_server *srv = ch->kernel->srv;
+
+	if (!ch->drain_queued) {
+		ch->drain_prev = srv->drain_tail;
+		ch->drain_next = NULL;
+		if (srv->drain_tail)
+			srv->drain_tail->drain_next = ch;
+		else
+			srv->drain_head = ch;
+		srv->drain_tail = ch;
+		ch->drain_queued = true;
+		srv->n_drain++;
+	}
+	if (!srv->drain_scheduled) {
+		lws_sul_schedule(srv->cx, 0, &srv->sul_drain, gw_channel_drain_cb, 1);
+		srv->drain_scheduled = true;
+	}
 }
 
 /* One received message waiting to be dispatched in the kernel's order. */
@@ -233,7 +273,8 @@ void gw_channel_close(struct gw_channel *ch)
 		zmq_close(ch->sock);
 		ch->sock = NULL;
 	}
-	lws_sul_cancel(&ch->sul_drain);
+	if (ch->kernel)
+		gw_channel_unqueue(ch->kernel->srv, ch);
 }
 
 int gw_channel_send(struct gw_channel *ch, const struct proto_buf *frames, size_t n)
