@@ -1701,7 +1701,7 @@ static scmp_filter_ctx sb_seccomp_build(struct sb_filter_key key, int *out)
 	 * nothing here is real-time, and SCHED_OTHER raises nothing without CAP_SYS_NICE.
 	 */
 	if (r == 0) {
-		struct scmp_arg_cmp other = SCMP_A1(SCMP_CMP_EQ, SCHED_OTHER);
+		struct scmp_arg_cmp other = SCMP_A1(SCMP_CMP_EQ, SCHED_OTHER, 0);
 
 		r = sb_rule(ctx, SCMP_ACT_ALLOW, "sched_setscheduler", 1, &other);
 	}
