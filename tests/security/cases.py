@@ -2088,10 +2088,12 @@ _p('SWALLOWED', errors, 'SMALL', small)
     if m and not t.ctx.sanitizer_build and int(m.group(2)) > 40 << 20:
         breach("after the limit refused an allocation, catching MemoryError and retrying got "
                "%s more" % fmt_size(int(m.group(2))))
+    # Written megabytes this time: a sanitizer build has no address-space limit, and only
+    # memory in use reaches its cgroup's.
     again = t.run(k, """
 l = []
 while True:
-    l.append(bytes(1 << 20))
+    l.append(bytearray(1 << 20))
 """, timeout=90)
     check_limit_named(t, again, "memory limit of %s" % fmt_size(lim))
     t.note("RSS %s idle, %s max; first cell: %s; second: %s" % (
