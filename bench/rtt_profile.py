@@ -20,6 +20,7 @@ import argparse
 import datetime
 import json
 import os
+import shutil
 import sys
 import time
 
@@ -105,8 +106,7 @@ def zmq_echo_floor(n=3000):
         s.close(0)
         ctx.term()
         os.waitpid(pid, 0)
-        os.unlink(f"{d}/echo") if os.path.exists(f"{d}/echo") else None
-        os.rmdir(d)
+        shutil.rmtree(d, ignore_errors=True)
     return med(ts)
 
 

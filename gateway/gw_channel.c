@@ -24,14 +24,20 @@
 #define GW_DRAIN_BUDGET       64
 #define GW_DRAIN_BYTES_BUDGET (4u << 20)
 
-static bool gw_channel_readable(struct gw_channel *ch)
+/* What the socket can do now without blocking (ZMQ_POLLIN, ZMQ_POLLOUT), 0 when closed. */
+static int gw_channel_events(struct gw_channel *ch)
 {
 	int events = 0;
 	size_t len = sizeof(events);
 
 	if (!ch->sock || zmq_getsockopt(ch->sock, ZMQ_EVENTS, &events, &len) < 0)
-		return false;
-	return events & ZMQ_POLLIN;
+		return 0;
+	return events;
+}
+
+static bool gw_channel_readable(struct gw_channel *ch)
+{
+	return gw_channel_events(ch) & ZMQ_POLLIN;
 }
 
 static void gw_channel_drain(struct gw_channel *ch);
@@ -254,12 +260,7 @@ fail : {
 
 bool gw_channel_connected(struct gw_channel *ch)
 {
-	int events = 0;
-	size_t len = sizeof(events);
-
-	if (!ch->sock || zmq_getsockopt(ch->sock, ZMQ_EVENTS, &events, &len) < 0)
-		return false;
-	return events & ZMQ_POLLOUT;
+	return gw_channel_events(ch) & ZMQ_POLLOUT;
 }
 
 void gw_channel_close(struct gw_channel *ch)

@@ -696,8 +696,11 @@ int gw_kernel_send_task(struct gw_kernel *k, struct gw_conn *from, const struct 
 		gw_exec_arm(k);
 	}
 	gw_kernel_touch(k);
-	if (m->channel != PROTO_WS_STDIN) /* an input_reply gets no reply */
-		gw_routes_add(&k->routes, m->msg_id, from);
+	/* An input_reply gets no reply. */
+	if (m->channel != PROTO_WS_STDIN && gw_routes_add(&k->routes, m->msg_id, from) < 0)
+		gw_log(k->srv, GW_WARN,
+		       "kernel %s: out of memory: the reply to %s has no route back", k->id,
+		       m->msg_id);
 	return 0;
 }
 
