@@ -145,6 +145,18 @@ static const struct opt opts[] = {
                         "allows every origin. An empty ORIGIN clears the list.",
         },
         {
+                .name = "web-dir",
+                .kind = OPT_STRING,
+                .offset = OFF(web_dir),
+                .flags = OPT_NULLABLE,
+                .check = check_path,
+                .metavar = "DIR",
+                .def_help = "the page built into the binary",
+                .help = "Serve the notebook page (at / and /static/NAME) from the files in "
+                        "DIR instead, read at each request: for working on the page (web/ "
+                        "in the source tree).",
+        },
+        {
                 .name = "kernel-binary",
                 .kind = OPT_STRING,
                 .offset = OFF(kernel_binary),

@@ -19,6 +19,8 @@ struct gw_config {
 	char *base_url; /* --base-url: "/" ; always starts and ends with '/' */
 	char **allow_origins; /* --allow-origin (repeatable), comma list in env, JSON array in file;
 	                       * NULL-terminated; "*" allows any; none = same origin only */
+	char *web_dir;        /* --web-dir: serve the notebook page from this directory; NULL =
+	                       * the copy built into the binary */
 	char *kernel_binary;  /* --kernel-binary: path to sandcell-kernel; NULL = next to the
 	                       * gateway binary (../kernel/sandcell-kernel in a build tree, or the
 	                       * same directory), else "sandcell-kernel" on PATH */

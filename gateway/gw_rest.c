@@ -159,6 +159,33 @@ static struct gw_kernel *gw_rest_start_kernel(struct gw_server *srv, struct gw_h
 	return r < 0 ? NULL : k;
 }
 
+/*
+ * A kernel's model plus what its processes use now, for a resource meter:
+ * "sandcell_usage": {"cpu_time": s, "memory_bytes": n, "memory_limit_bytes": n|null,
+ * "cpu_time_limit": s|null}. The memory is the resident size of the largest process (the
+ * interpreter; a sum would count the pages a forked kernel shares with its parents once per
+ * process). Only on GET of one kernel: the list stays cheap.
+ */
+static json_t *gw_rest_kernel_with_usage(struct gw_kernel *k)
+{
+	json_t *model = gw_kernel_model(k), *usage;
+	double cpu = 0;
+	size_t sum = 0, rss = 0;
+
+	if (!model)
+		return NULL;
+	if (k->pid > 0)
+		gw_task_proc_usage(k->pid, &cpu, &sum, &rss);
+	usage = json_pack("{s:f, s:I, s:o, s:o}", "cpu_time", cpu, "memory_bytes", (json_int_t)rss,
+	                  "memory_limit_bytes",
+	                  k->profile.memory ? json_integer((json_int_t)k->profile.memory)
+	                                    : json_null(),
+	                  "cpu_time_limit",
+	                  k->profile.cpu_time ? json_integer(k->profile.cpu_time) : json_null());
+	json_object_set_new(model, "sandcell_usage", usage);
+	return model;
+}
+
 static void gw_rest_kernels(struct gw_server *srv, struct gw_http *h, char **seg, size_t n)
 {
 	struct gw_kernel *k;
@@ -194,7 +221,7 @@ static void gw_rest_kernels(struct gw_server *srv, struct gw_http *h, char **seg
 	}
 	if (n == 3) {
 		if (!strcmp(m, "GET")) {
-			gw_http_respond(h, 200, gw_kernel_model(k));
+			gw_http_respond(h, 200, gw_rest_kernel_with_usage(k));
 		} else if (!strcmp(m, "DELETE")) {
 			gw_http_wait(srv, h, k, GW_WAIT_DELETE);
 			gw_kernel_shutdown(k); /* may answer at once and free k */

@@ -25,6 +25,7 @@
 #include "gw_channel.h"
 #include "gw_kernel.h"
 #include "gw_rest.h"
+#include "gw_static.h"
 #include "gw_task.h"
 #include "gw_ws.h"
 #include "gw_zygote.h"
@@ -81,6 +82,11 @@ void gw_http_respond(struct gw_http *h, int status, json_t *body)
 		if (!h->resp)
 			status = 500;
 	}
+	h->resp_len = h->resp ? strlen(h->resp) : 0;
+	h->raw = NULL;
+	h->ctype = NULL;
+	h->etag = NULL;
+	h->page = false;
 	h->status = status;
 	h->responded = true;
 	h->waiting = false;
@@ -160,11 +166,18 @@ static int gw_http_write(struct gw_server *srv, struct gw_http *h)
 {
 	unsigned char hdr[LWS_PRE + 2048], *start = hdr + LWS_PRE, *p = start,
 	                                   *end = hdr + sizeof(hdr) - 1;
-	size_t len = h->resp ? strlen(h->resp) : 0;
+	const unsigned char *data = h->raw ? h->raw : (const unsigned char *)h->resp;
+	size_t len = h->raw ? h->raw_len : (h->resp ? h->resp_len : 0);
 	struct lws *wsi = h->wsi;
 
-	if (lws_add_http_common_headers(wsi, (unsigned int)h->status, "application/json", len, &p,
-	                                end))
+	if (!strcmp(h->method, "HEAD") || h->status == 304) {
+		data = NULL; /* headers only */
+		len = 0;
+	}
+	if (lws_add_http_common_headers(wsi, (unsigned int)h->status,
+	                                h->ctype ? h->ctype : "application/json", len, &p, end))
+		return -1;
+	if (h->page && gw_static_headers(wsi, h, &p, end))
 		return -1;
 	if (h->location[0] && lws_add_http_header_by_name(wsi, (const unsigned char *)"location:",
 	                                                  (const unsigned char *)h->location,
@@ -189,12 +202,12 @@ static int gw_http_write(struct gw_server *srv, struct gw_http *h)
 	}
 	if (lws_finalize_write_http_header(wsi, start, &p, end))
 		return -1;
-	if (len) {
+	if (data && len) {
 		unsigned char *body = malloc(LWS_PRE + len);
 
 		if (!body)
 			return -1;
-		memcpy(body + LWS_PRE, h->resp, len);
+		memcpy(body + LWS_PRE, data, len);
 		if (lws_write(wsi, body + LWS_PRE, len, LWS_WRITE_HTTP_FINAL) < (int)len) {
 			free(body);
 			return -1;
@@ -204,6 +217,7 @@ static int gw_http_write(struct gw_server *srv, struct gw_http *h)
 	gw_log(srv, GW_DBG, "%s /%s -> %d", h->method, h->path, h->status);
 	free(h->resp);
 	h->resp = NULL;
+	h->raw = NULL;
 	h->responded = false;
 	free(h->body);
 	h->body = NULL;
@@ -322,6 +336,9 @@ static int gw_http_begin(struct gw_server *srv, struct gw_http *h, struct lws *w
 		gw_http_respond(h, 204, NULL);
 		return 0;
 	}
+	/* The notebook page holds no secret: it is served without a token. */
+	if (gw_static_serve(srv, h))
+		return 0;
 	/* GET /api tells clients the server is there, as Jupyter's does, without a token. */
 	if (strcmp(h->path, "api") != 0 && strcmp(h->path, "api/") != 0 &&
 	    !gw_authorised(srv, wsi)) {

@@ -23,7 +23,13 @@ struct gw_http {
 	/* response */
 	bool responded;
 	int status;
-	char *resp; /* owned JSON text */
+	char *resp;               /* owned: JSON text, or a file read from --web-dir */
+	size_t resp_len;          /* bytes of resp */
+	const unsigned char *raw; /* an embedded file's bytes (not owned), sent instead of resp */
+	size_t raw_len;
+	const char *ctype; /* Content-Type (static string); NULL = application/json */
+	const char *etag;  /* quoted ETag (static string) or NULL */
+	bool page;         /* a page file: add its cache and security headers */
 	char location[512];
 	/* waiting for a kernel event */
 	bool waiting;

@@ -474,6 +474,15 @@ static void gw_task_run(struct gw_task *t)
 
 	gw_task_exec_reset(t);
 	t->phase = GW_TASK_RUNNING;
+	/* The interpreter's size before the code runs: the memory alert's zero (a few /proc reads).
+	 */
+	t->rss_base = 0;
+	if (t->kernel && t->kernel->pid > 0) {
+		double cpu;
+		size_t sum;
+
+		gw_task_proc_usage(t->kernel->pid, &cpu, &sum, &t->rss_base);
+	}
 	t->sent_us = gw_now_us();
 	proto_id_date_now(t->started_iso);
 	r = gw_task_send(t);
@@ -643,12 +652,18 @@ static void gw_task_metrics_cb(lws_sorted_usec_list_t *sul)
 {
 	struct gw_task *t = lws_container_of(sul, struct gw_task, sul_metrics);
 	double elapsed = (double)(gw_now_us() - t->sent_us) / 1e6, cpu = 0;
-	size_t rss = 0;
+	size_t sum = 0, rss = 0;
 	char mem[32];
 
 	if (t->phase != GW_TASK_RUNNING || !t->kernel || t->kernel->pid <= 0)
 		return;
-	gw_task_proc_usage(t->kernel->pid, &cpu, &rss);
+	/*
+	 * The memory is the interpreter's resident size (the largest process: a sum would count
+	 * the pages a forked kernel shares with its supervisor once per process), as memory_used
+	 * reports it. The limit counts what the code adds to the interpreter's start-up size, so
+	 * the alert compares the growth since the run began with it.
+	 */
+	gw_task_proc_usage(t->kernel->pid, &cpu, &sum, &rss);
 	/* CPU time of this execution: what the kernel used since the first tick. */
 	if (!t->cpu_base_set) {
 		t->cpu_base = cpu;
@@ -667,7 +682,8 @@ static void gw_task_metrics_cb(lws_sorted_usec_list_t *sul)
 	             json_pack("{s:s, s:f, s:f, s:s, s:I}", "event", "metrics", "elapsed", elapsed,
 	                       "cpu_time", cpu, "memory", mem, "memory_bytes", (json_int_t)rss),
 	             true);
-	gw_task_alert(t, 0, "memory", (double)rss, (double)t->lim_memory, "MB");
+	gw_task_alert(t, 0, "memory", rss > t->rss_base ? (double)(rss - t->rss_base) : 0,
+	              (double)t->lim_memory, "MB");
 	gw_task_alert(t, 1, "cpu_time", cpu, (double)t->lim_cpu, "s");
 	gw_task_alert(t, 2, "wall_time", elapsed, t->lim_wall, "s");
 	gw_task_alert(t, 3, "output", (double)t->output_bytes, (double)t->lim_output, "MB");

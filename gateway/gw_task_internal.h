@@ -85,6 +85,7 @@ struct gw_task {
 	double lim_wall;
 	size_t peak_rss;
 	double cpu_base; /* the kernel's CPU seconds at the first metrics tick */
+	size_t rss_base; /* the interpreter's resident bytes when the run began */
 	bool cpu_base_set;
 	bool alerted[4];
 	bool cancel_requested, cancelled;
@@ -122,5 +123,3 @@ void gw_tsession_end(struct gw_server *srv, struct gw_tsession *s, const char *w
 void gw_tsession_schedule(struct gw_server *srv);
 
 /* gw_task_io.c */
-/* CPU seconds and resident bytes of pid and its descendants. */
-void gw_task_proc_usage(pid_t pid, double *cpu, size_t *rss);

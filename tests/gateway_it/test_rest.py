@@ -11,6 +11,7 @@ import re
 import signal
 import socket
 import subprocess
+import tempfile
 import time
 import unittest
 import urllib.parse
@@ -519,6 +520,92 @@ class ShutdownTests(unittest.TestCase):
 
     def test_sigint(self):
         self._run(signal.SIGINT)
+
+
+@sandcell_only
+class PageTests(ServerTestCase):
+    """The notebook page: served at / and /static/NAME without a token, revalidated by ETag,
+    with headers that keep its token and foreign scripts out; nothing else reachable."""
+
+    def test_page_and_its_assets(self):
+        r = self.server.request("GET", "/", token=None)
+        self.assertEqual(r.status, 200, r)
+        self.assertTrue(r.headers["content-type"].startswith("text/html"), r.headers)
+        csp = r.headers.get("content-security-policy", "")
+        self.assertIn("script-src 'self'", csp)
+        self.assertIn("frame-ancestors 'none'", csp)
+        self.assertEqual(r.headers.get("referrer-policy"), "no-referrer")
+        html = r.body.decode("utf-8")
+        assets = re.findall(r'(?:src|href)="(static/[^"]+)"', html)
+        self.assertTrue(any(a.endswith(".js") for a in assets), assets)
+        self.assertTrue(any(a.endswith(".css") for a in assets), assets)
+        for a in assets:
+            with self.subTest(asset=a):
+                got = self.server.request("GET", "/" + a, token=None)
+                self.assertEqual(got.status, 200, got)
+                want = "text/javascript" if a.endswith(".js") else "text/css"
+                if a.endswith((".js", ".css")):
+                    self.assertTrue(got.headers["content-type"].startswith(want), got.headers)
+                self.assertGreater(len(got.body), 0)
+                # A reload with the ETag costs a 304 and no body.
+                etag = got.headers["etag"]
+                again = self.server.request("GET", "/" + a, token=None,
+                                            headers={"If-None-Match": etag})
+                self.assertEqual(again.status, 304, again)
+                self.assertEqual(again.body, b"")
+
+    def test_nothing_else_is_reachable(self):
+        for path in ("/static/", "/static/.hidden", "/static/a/b.js", "/static/%2e%2e%2f%2e%2e%2fetc%2fpasswd",
+                     "/static/nope.js", "/index.htm"):
+            with self.subTest(path=path):
+                r = self.server.request("GET", path, token=None)
+                self.assertIn(r.status, (403, 404), r)
+                self.assertNotIn(b"<html", r.body.lower())
+                self.assertNotIn(b"root:", r.body)
+        # The page is public; the API behind it is not.
+        r = self.server.request("GET", "/api/kernels", token=None)
+        self.assertEqual(r.status, 403, r)
+        r = self.server.request("POST", "/", raw=b"{}")
+        self.assertNotEqual(r.status, 200, r)
+
+    def test_kernel_usage_for_the_meter(self):
+        kid = self.shared_kernel()
+        m = self.server.get_json("/api/kernels/" + kid)
+        u = m["sandcell_usage"]
+        self.assertGreaterEqual(u["cpu_time"], 0)
+        # An idle interpreter: megabytes, not nothing and not gigabytes.
+        self.assertGreater(u["memory_bytes"], 4 << 20, u)
+        self.assertLess(u["memory_bytes"], 400 << 20, u)
+        self.assertTrue(u["memory_limit_bytes"] is None or u["memory_limit_bytes"] > 0, u)
+        # The list stays lean.
+        for k in self.server.get_json("/api/kernels"):
+            self.assertNotIn("sandcell_usage", k)
+
+    def test_web_dir_serves_files_from_disk(self):
+        with tempfile.TemporaryDirectory() as d:
+            with open(os.path.join(d, "index.html"), "w") as f:
+                f.write("<!doctype html><title>from disk</title>")
+            with open(os.path.join(d, "x.js"), "w") as f:
+                f.write("var fromDisk = 1;")
+            os.symlink("/etc/passwd", os.path.join(d, "passwd.txt"))
+            srv = harness.Server({"web-dir": d}, name="webdir").start()
+            try:
+                r = srv.request("GET", "/", token=None)
+                self.assertEqual(r.status, 200, r)
+                self.assertIn(b"from disk", r.body)
+                self.assertEqual(r.headers.get("cache-control"), "no-store")
+                r = srv.request("GET", "/static/x.js", token=None)
+                self.assertEqual(r.body, b"var fromDisk = 1;")
+                # Edited on disk, served at once.
+                with open(os.path.join(d, "x.js"), "w") as f:
+                    f.write("var fromDisk = 2;")
+                r = srv.request("GET", "/static/x.js", token=None)
+                self.assertEqual(r.body, b"var fromDisk = 2;")
+                r = srv.request("GET", "/static/passwd.txt", token=None)
+                self.assertEqual(r.status, 404, r)
+                self.assertNotIn(b"root:", r.body)
+            finally:
+                srv.stop(check=False)
 
 
 if __name__ == "__main__":

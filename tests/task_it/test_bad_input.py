@@ -55,6 +55,15 @@ BAD_TASKS = [
     ("too many arguments", {"type": "execute_file", "file_path": "argv_echo.py",
                             "arguments": ["a"] * 257}, ["task.arguments"]),
     ("task not an object", "print(1)", ["task"]),
+    # The profile's limits are checked on the well-formed fields even when others are wrong:
+    # one answer lists every problem.
+    ("a wrong type and limits above the profile together",
+     {"type": "execute", "code": 5, "memory_limit": "lots", "timeout": 99999,
+      "security_level": "strict"},
+     ["task.code", "task.memory_limit", "task.timeout"]),
+    ("a path out of the scripts and a memory_limit not a size",
+     {"type": "execute_file", "file_path": "/etc/passwd", "memory_limit": "lots"},
+     ["task.file_path", "task.memory_limit"]),
 ]
 
 
@@ -250,6 +259,13 @@ class BadInputTests(TaskTestCase):
                 self.assertEqual(closing[0], 1007, closing)
                 self.assert_serves("ws")
                 self.assert_serves("http")
+
+    def test_invalid_utf8_over_http_is_a_400(self):
+        for raw in (b'{"task": {"type": "execute", "code": "\xff\xfe"}}',
+                    b'{"task": {"code": "print(1)"}, "assigned_by": "\xc0\xaf"}'):
+            with self.subTest(raw=raw):
+                self.assert_error(self.http_raw(raw), 400)
+        self.assert_serves("http")
 
     def test_binary_frame(self):
         s = self.socket()
