@@ -165,6 +165,69 @@ class KernelspecTests(harness.ServerTestCase):
 
 
 @unittest.skipIf(REFERENCE, "sandcell's sandbox profiles (jupyter-server has none)")
+def png_size(b64):
+    """(width, height) from a base64 PNG's IHDR chunk."""
+    import base64
+    import struct
+    raw = base64.b64decode(b64)
+    if raw[:8] != b"\x89PNG\r\n\x1a\n" or raw[12:16] != b"IHDR":
+        raise AssertionError("not a PNG: %r" % raw[:16])
+    return struct.unpack(">II", raw[16:24])
+
+
+class RichOutputTests(harness.ServerTestCase):
+    """What a notebook shows: matplotlib figures, PIL images and pandas DataFrames under the
+    moderate profile, inside the sandbox (read-only root, no writable home), as rich MIME
+    bundles on the Jupyter protocol."""
+
+    @harness.sandcell_only
+    def test_plots_pictures_and_tables(self):
+        kid = self.server.start_kernel("sandcell-moderate")["id"]
+        self.addCleanup(self._delete_quietly, kid)
+        c = self.connect(kid)
+
+        # plt.show() displays at once; a figure left open is displayed when the cell ends.
+        r = c.collect(c.execute(
+            "import matplotlib.pyplot as plt\n"
+            "plt.plot([1, 3, 2])\n"
+            "plt.show()\n"
+            "print('after show')\n"
+            "plt.figure(figsize=(3, 2))\n"
+            "plt.bar(['a', 'b'], [1, 2])\n"), timeout=120)
+        self.assertEqual(r.reply.content["status"], "ok", r.reply.content)
+        kinds = [m.msg_type for m in r.iopub if m.msg_type in ("display_data", "stream")]
+        self.assertEqual(kinds, ["display_data", "stream", "display_data"], r.types)
+        shown = [m.content["data"] for m in r.iopub if m.msg_type == "display_data"]
+        for data in shown:
+            self.assertIn("image/png", data)
+            self.assertIn("text/plain", data)
+        # 6.4 x 4.8 in and 3 x 2 in at 100 dpi, trimmed to what was drawn.
+        w, h = png_size(shown[0]["image/png"])
+        self.assertTrue(400 <= w <= 640 and 300 <= h <= 480, (w, h))
+        w, h = png_size(shown[1]["image/png"])
+        self.assertTrue(150 <= w <= 300 and 100 <= h <= 200, (w, h))
+        # No complaint about a home or cache directory it cannot write.
+        self.assertEqual(r.stderr, "")
+
+        # A PIL image as the cell's value: its PNG.
+        r = c.collect(c.execute("from PIL import Image\nImage.new('RGB', (40, 30), 'red')"),
+                      timeout=60)
+        res = [m for m in r.iopub if m.msg_type == "execute_result"]
+        self.assertEqual(len(res), 1, r.types)
+        self.assertEqual(png_size(res[0].content["data"]["image/png"]), (40, 30))
+
+        # A DataFrame as the cell's value: an HTML table and its text.
+        r = c.collect(c.execute("import pandas as pd\n"
+                                "pd.DataFrame({'city': ['Oslo', 'Lima'], 'n': [3, 4]})"),
+                      timeout=120)
+        res = [m for m in r.iopub if m.msg_type == "execute_result"]
+        self.assertEqual(len(res), 1, (r.types, r.stderr))
+        data = res[0].content["data"]
+        self.assertIn("<table", data.get("text/html", ""))
+        self.assertIn("Lima", data["text/html"])
+        self.assertIn("Oslo", data["text/plain"])
+
+
 class CustomProfileTests(harness.ServerTestCase):
     server_options = {"default-profile": "custom", "default-kernel": "py3"}
 
