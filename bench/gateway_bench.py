@@ -607,6 +607,7 @@ class Server:
         env["JUPYTER_CONFIG_DIR"] = os.path.join(self.dir, "config")
         env["JUPYTER_DATA_DIR"] = os.path.join(self.dir, "data")
         env["JUPYTER_NO_CONFIG"] = "1"
+        env["TMPDIR"] = self.dir  # jupyter_core leaves a jupyter-clean-cfg-* directory there
         return env
 
     def start(self, timeout):

@@ -472,7 +472,10 @@ class Server:
                    JUPYTER_DATA_DIR=os.path.join(self.dir, "data"),
                    JUPYTER_RUNTIME_DIR=self.runtime_dir,
                    IPYTHONDIR=os.path.join(self.dir, "ipython"),
-                   JUPYTER_NO_CONFIG="1")
+                   JUPYTER_NO_CONFIG="1",
+                   # jupyter_core makes a jupyter-clean-cfg-* directory in TMPDIR for
+                   # JUPYTER_NO_CONFIG in every process and leaves it: keep them in ours.
+                   TMPDIR=self.dir)
         env.pop("JUPYTER_PATH", None)
         env.pop("JUPYTER_GATEWAY_URL", None)
         log = open(self.log_path, "ab")

@@ -78,7 +78,8 @@ def main():
         if env_extra.get("SANDCELL_SHOTS_DIR"):
             shots = env_extra["SANDCELL_SHOTS_DIR"]
             for f in sorted(os.listdir(shots)):
-                print("run_js: screenshot %s" % os.path.join(shots, f))
+                kind = "screenshot" if f.endswith(".png") else "file"
+                print("run_js: %s %s" % (kind, os.path.join(shots, f)))
     if problems and not harness.REFERENCE:
         print("run_js: " + "; ".join(problems), file=sys.stderr)
         return rc or 1
