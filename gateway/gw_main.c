@@ -191,6 +191,8 @@ int main(int argc, char **argv)
 		printf("sandcell %s listening on http://%s:%d%s (no token: anyone who can connect "
 		       "can run code)\n",
 		       GW_VERSION, host, gw_server_port(&srv), cfg.base_url);
+	printf("open that URL in a browser for the notebook page; Jupyter clients take it as "
+	       "their server URL\n");
 	fflush(stdout);
 	code = gw_server_run(&srv);
 	gw_server_fini(&srv);
