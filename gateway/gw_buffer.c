@@ -76,6 +76,7 @@ void gw_queue_clear(struct gw_queue *q)
 static void gw_routes_drop(struct gw_routes *r, size_t i)
 {
 	free(r->v[i].msg_id);
+	free(r->v[i].session);
 	memmove(&r->v[i], &r->v[i + 1], (r->n - i - 1) * sizeof(r->v[0]));
 	r->n--;
 	/* A burst of requests is over: give its memory back. */
@@ -109,6 +110,7 @@ int gw_routes_add(struct gw_routes *r, const char *msg_id, void *conn)
 	}
 	r->v[r->n].msg_id = id;
 	r->v[r->n].conn = conn;
+	r->v[r->n].session = NULL;
 	r->n++;
 	return 0;
 }
@@ -144,20 +146,49 @@ void gw_routes_forget(struct gw_routes *r, const void *conn)
 	size_t kept = 0;
 
 	for (size_t i = 0; i < r->n; i++) {
-		if (r->v[i].conn == conn)
+		if (r->v[i].conn == conn) {
 			free(r->v[i].msg_id);
-		else
+			free(r->v[i].session);
+		} else {
 			r->v[kept++] = r->v[i];
+		}
 	}
 	r->n = kept;
 	if (r->n == 0)
 		gw_routes_clear(r);
 }
 
+void gw_routes_orphan(struct gw_routes *r, const void *conn, const char *session)
+{
+	if (!session || !session[0]) {
+		gw_routes_forget(r, conn);
+		return;
+	}
+	for (size_t i = 0; i < r->n; i++) {
+		if (r->v[i].conn != conn)
+			continue;
+		r->v[i].conn = NULL;
+		r->v[i].session = strdup(session);
+	}
+	/* Routes nobody can take any more (no memory for their session) go. */
+	for (size_t i = 0; i < r->n; i++)
+		if (!r->v[i].conn && !r->v[i].session)
+			gw_routes_drop(r, i--);
+}
+
+const char *gw_routes_orphan_session(const struct gw_routes *r, const char *msg_id)
+{
+	ssize_t i = gw_routes_index(r, msg_id);
+
+	return i < 0 || r->v[i].conn ? NULL : r->v[i].session;
+}
+
 void gw_routes_clear(struct gw_routes *r)
 {
-	for (size_t i = 0; i < r->n; i++)
+	for (size_t i = 0; i < r->n; i++) {
 		free(r->v[i].msg_id);
+		free(r->v[i].session);
+	}
 	free(r->v);
 	r->v = NULL;
 	r->n = r->cap = 0;

@@ -56,8 +56,9 @@ void gw_queue_clear(struct gw_queue *q);
 #define GW_ROUTES       512
 #define GW_ROUTE_ID_MAX 128 /* longer msg_ids are not remembered: their replies go nowhere */
 struct gw_route {
-	char *msg_id; /* owned */
-	void *conn;   /* borrowed */
+	char *msg_id;  /* owned */
+	void *conn;    /* borrowed; NULL once the connection that asked has left */
+	char *session; /* owned: the session_id of the connection that left, or NULL */
 };
 struct gw_routes {
 	struct gw_route *v; /* owned, oldest first */
@@ -75,6 +76,17 @@ void gw_routes_remove(struct gw_routes *r, const char *msg_id);
 
 /* Forgets every route to conn (it closed). */
 void gw_routes_forget(struct gw_routes *r, const void *conn);
+
+/*
+ * conn is leaving with the client session session (its WebSocket's session_id): its routes
+ * are kept, without the connection, for a connection of the same session to take their
+ * replies (a page that reloads keeps its session). An empty session forgets them, and so does
+ * running out of memory.
+ */
+void gw_routes_orphan(struct gw_routes *r, const void *conn, const char *session);
+
+/* The session of the connection that asked msg_id and has left, or NULL. */
+const char *gw_routes_orphan_session(const struct gw_routes *r, const char *msg_id);
 
 /* Forgets every route and frees the array. */
 void gw_routes_clear(struct gw_routes *r);

@@ -201,9 +201,30 @@ void gw_kernel_detach(struct gw_kernel *k, struct gw_conn *c)
 			break;
 		}
 	}
-	gw_routes_forget(&k->routes, c);
+	/* Its replies still to come go to its session's next connection (a reloaded page). */
+	gw_routes_orphan(&k->routes, c, c->session_id);
 	c->kernel = NULL;
 	c->next = NULL;
+}
+
+/*
+ * The connection a reply to msg_id goes to: the one that asked, or when that one has left, the
+ * newest connection of its session; NULL when neither is here.
+ */
+static struct gw_conn *gw_kernel_reply_conn(struct gw_kernel *k, const char *msg_id)
+{
+	struct gw_conn *to = gw_routes_find(&k->routes, msg_id), *same = NULL;
+	const char *session;
+
+	if (to)
+		return to;
+	session = gw_routes_orphan_session(&k->routes, msg_id);
+	if (!session)
+		return NULL;
+	for (struct gw_conn *c = k->conns; c; c = c->next)
+		if (!strcmp(c->session_id, session))
+			same = c;
+	return same;
 }
 
 /* ---- gateway-made messages for clients ---- */
@@ -229,7 +250,7 @@ static void gw_kernel_deliver(struct gw_kernel *k, const struct proto_ws_msg *m,
 			gw_ws_send(c, m, false);
 		return;
 	}
-	to = gw_routes_find(&k->routes, reply_to);
+	to = gw_kernel_reply_conn(k, reply_to);
 	if (to)
 		gw_ws_send(to, m, false);
 }
@@ -865,7 +886,7 @@ void gw_kernel_on_message(struct gw_kernel *k, enum proto_ws_channel which,
 		goto out;
 	}
 	{
-		struct gw_conn *to = gw_routes_find(&k->routes, parent_id);
+		struct gw_conn *to = gw_kernel_reply_conn(k, parent_id);
 
 		if (answered)
 			gw_routes_remove(&k->routes, parent_id);

@@ -319,6 +319,35 @@ Test(gw_buffer, routes_find_the_requester_newest_first)
 	gw_routes_clear(&r);
 }
 
+Test(gw_buffer, routes_of_a_leaving_connection_wait_for_its_session)
+{
+	struct gw_routes r = {0};
+	int a, b;
+
+	cr_expect_eq(gw_routes_add(&r, "m1", &a), 0);
+	cr_expect_eq(gw_routes_add(&r, "m2", &b), 0);
+	cr_expect_eq(gw_routes_add(&r, "m3", &a), 0);
+	gw_routes_orphan(&r, &a, "page-session");
+	/* a's requests have no connection now, but remember whose they were. */
+	cr_expect_null(gw_routes_find(&r, "m1"));
+	cr_expect_str_eq(gw_routes_orphan_session(&r, "m1"), "page-session");
+	cr_expect_str_eq(gw_routes_orphan_session(&r, "m3"), "page-session");
+	/* b's are untouched. */
+	cr_expect_eq(gw_routes_find(&r, "m2"), &b);
+	cr_expect_null(gw_routes_orphan_session(&r, "m2"));
+	cr_expect_null(gw_routes_orphan_session(&r, "unknown"));
+	/* The answer comes: the route goes, session and all. */
+	gw_routes_remove(&r, "m1");
+	cr_expect_null(gw_routes_orphan_session(&r, "m1"));
+	/* A connection without a session leaves nothing behind. */
+	gw_routes_orphan(&r, &b, "");
+	cr_expect_null(gw_routes_find(&r, "m2"));
+	cr_expect_null(gw_routes_orphan_session(&r, "m2"));
+	cr_expect_eq(r.n, 1);
+	gw_routes_clear(&r);
+	cr_expect_eq(r.n, 0);
+}
+
 Test(gw_buffer, routes_keep_only_requests_not_answered)
 {
 	struct gw_routes r = {0};

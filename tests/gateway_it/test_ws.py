@@ -370,6 +370,29 @@ class ReconnectTests(ServerTestCase):
         self.assertEqual(c.run("'keeps executing'").result_text, "'keeps executing'")
 
     @sandcell_only
+    def test_reply_follows_its_session_while_others_watch(self):
+        # A page reloads mid-cell while another client stays connected, so nothing goes to
+        # the replay buffer: the execute_reply must still reach the page's new connection
+        # (same session_id), and only it.
+        kid = self.new_kernel()
+        watcher = self.connect(kid, session_id=uuid.uuid4().hex)
+        session = uuid.uuid4().hex
+        c = self.connect(kid, session_id=session)
+        mid = c.execute("import time\ntime.sleep(1.5)\n6 * 7")
+        c.wait_for(lambda m: is_status(m, "busy") and m.parent_id == mid, 10, "busy")
+        c.close()
+        again = self.connect(kid, session_id=session, ready=False)
+        reply = again.wait_for(lambda m: m.msg_type == "execute_reply" and
+                               m.parent_id == mid, 20, "the execute_reply after the reload")
+        self.assertEqual(reply.channel, "shell")
+        self.assertEqual(reply.content["status"], "ok")
+        watcher.wait_for(lambda m: is_status(m, "idle") and m.parent_id == mid, 20,
+                         "the watcher sees the cell end")
+        watcher.drain(0.3)
+        self.assertEqual([m for m in watcher.log if m.msg_type == "execute_reply" and
+                          m.parent_id == mid], [], "a reply went to a client that did not ask")
+
+    @sandcell_only
     def test_reconnect_other_session(self):
         for proto in PROTOCOLS:
             with self.subTest(protocol=proto):
