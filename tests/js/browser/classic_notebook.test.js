@@ -45,7 +45,8 @@ if (!GW_URL || GW_TOKEN === undefined) {
   }
 }
 
-const sleep = ms => new Promise(resolve => setTimeout(resolve, ms));
+// The polling helpers of the JupyterLab client tests (waitFor polls every 50 ms).
+const { sleep, waitFor } = require('../test/helpers.js');
 // A timeout for Promise.race that does not keep the process alive once the race is over.
 const deadline = ms => new Promise(resolve => setTimeout(resolve, ms).unref());
 
@@ -174,19 +175,6 @@ async function step(name, fn) {
   }
 }
 
-async function waitFor(pred, ms, what) {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const v = await pred();
-    if (v) {
-      return v;
-    }
-    if (Date.now() > deadline) {
-      throw new Error(`timed out after ${ms} ms waiting for ${what}`);
-    }
-    await sleep(100);
-  }
-}
 
 function startNotebookServer() {
   const t = S.tmp;
