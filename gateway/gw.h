@@ -91,6 +91,8 @@ struct gw_kernel {
 	pid_t pid;
 	struct lws *pid_wsi; /* the adopted pidfd; NULL when no process runs */
 	int restarts;        /* automatic restarts so far */
+	size_t rss_base;     /* the interpreter's resident bytes when it became ready: its memory
+	                      * limit counts what runs add to this */
 	bool deleting, restarting_manual, ready;
 	bool restart_spawned; /* the process running is the one a requested restart started */
 	bool info_reply_seen, info_iopub_seen;

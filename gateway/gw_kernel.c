@@ -221,7 +221,8 @@ static struct gw_conn *gw_kernel_reply_conn(struct gw_kernel *k, const char *msg
 	session = gw_routes_orphan_session(&k->routes, msg_id);
 	if (!session)
 		return NULL;
-	for (struct gw_conn *c = k->conns; c; c = c->next)
+	/* Connections are added at the head: the first match is the newest. */
+	for (struct gw_conn *c = k->conns; c && !same; c = c->next)
 		if (!strcmp(c->session_id, session))
 			same = c;
 	return same;
@@ -734,6 +735,15 @@ static void gw_kernel_became_ready(struct gw_kernel *k)
 	k->ready = true;
 	k->restarting_manual = false;
 	k->restart_spawned = false;
+	/* Its limit counts what runs add to this (RLIMIT_AS was set from the size at start). */
+	{
+		double cpu;
+		size_t sum;
+
+		k->rss_base = 0;
+		if (k->pid > 0)
+			gw_task_proc_usage(k->pid, &cpu, &sum, &k->rss_base);
+	}
 	if (k->state == GW_KERNEL_STARTING || k->state == GW_KERNEL_RESTARTING)
 		k->state = GW_KERNEL_IDLE;
 	lws_sul_cancel(&k->sul_ready);

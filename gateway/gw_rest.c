@@ -161,10 +161,12 @@ static struct gw_kernel *gw_rest_start_kernel(struct gw_server *srv, struct gw_h
 
 /*
  * A kernel's model plus what its processes use now, for a resource meter:
- * "sandcell_usage": {"cpu_time": s, "memory_bytes": n, "memory_limit_bytes": n|null,
- * "cpu_time_limit": s|null}. The memory is the resident size of the largest process (the
- * interpreter; a sum would count the pages a forked kernel shares with its parents once per
- * process). Only on GET of one kernel: the list stays cheap.
+ * "sandcell_usage": {"cpu_time": s, "memory_bytes": n, "memory_base_bytes": n,
+ * "memory_limit_bytes": n|null, "cpu_time_limit": s|null}; the limit counts what the code
+ * adds to memory_base_bytes, the interpreter's size when it became ready. The memory is the
+ * resident size of the largest process (the interpreter; a sum would count the pages a forked
+ * kernel shares with its parents once per process). Only on GET of one kernel: the list stays
+ * cheap.
  */
 static json_t *gw_rest_kernel_with_usage(struct gw_kernel *k)
 {
@@ -176,12 +178,12 @@ static json_t *gw_rest_kernel_with_usage(struct gw_kernel *k)
 		return NULL;
 	if (k->pid > 0)
 		gw_task_proc_usage(k->pid, &cpu, &sum, &rss);
-	usage = json_pack("{s:f, s:I, s:o, s:o}", "cpu_time", cpu, "memory_bytes", (json_int_t)rss,
-	                  "memory_limit_bytes",
-	                  k->profile.memory ? json_integer((json_int_t)k->profile.memory)
-	                                    : json_null(),
-	                  "cpu_time_limit",
-	                  k->profile.cpu_time ? json_integer(k->profile.cpu_time) : json_null());
+	usage = json_pack(
+	        "{s:f, s:I, s:I, s:o, s:o}", "cpu_time", cpu, "memory_bytes", (json_int_t)rss,
+	        "memory_base_bytes", (json_int_t)k->rss_base, "memory_limit_bytes",
+	        k->profile.memory ? json_integer((json_int_t)k->profile.memory) : json_null(),
+	        "cpu_time_limit",
+	        k->profile.cpu_time ? json_integer(k->profile.cpu_time) : json_null());
 	json_object_set_new(model, "sandcell_usage", usage);
 	return model;
 }

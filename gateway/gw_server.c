@@ -336,6 +336,13 @@ static int gw_http_begin(struct gw_server *srv, struct gw_http *h, struct lws *w
 		gw_http_respond(h, 204, NULL);
 		return 0;
 	}
+	/* base_url without its slash ("/nb" for "/nb/"): the page's relative links need it. */
+	if (!below[0] && uri[0] && uri[strlen(uri) - 1] != '/' &&
+	    (!strcmp(h->method, "GET") || !strcmp(h->method, "HEAD"))) {
+		snprintf(h->location, sizeof(h->location), "%s", srv->cfg->base_url);
+		gw_http_respond(h, 308, NULL);
+		return 0;
+	}
 	/* The notebook page holds no secret: it is served without a token. */
 	if (gw_static_serve(srv, h))
 		return 0;

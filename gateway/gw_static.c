@@ -60,20 +60,20 @@ const char *gw_static_ctype(const char *name)
 	return "application/octet-stream";
 }
 
-int gw_static_name_ok(const char *name)
+bool gw_static_name_ok(const char *name)
 {
 	size_t n = strlen(name);
 
 	if (n == 0 || n > 64 || name[0] == '.')
-		return 0;
+		return false;
 	for (size_t i = 0; i < n; i++) {
 		char c = name[i];
 
 		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
 		      c == '-' || c == '_' || c == '.'))
-			return 0;
+			return false;
 	}
-	return 1;
+	return true;
 }
 
 /* Reads dir/name into h->resp. Returns 0, or -errno. */
@@ -87,7 +87,9 @@ static int gw_static_read(const char *dir, const char *name, struct gw_http *h)
 
 	if ((size_t)snprintf(path, sizeof(path), "%s/%s", dir, name) >= sizeof(path))
 		return -ENAMETOOLONG;
-	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	/* O_NONBLOCK: a FIFO put there must not stop the loop (it is then refused as not a
+	 * regular file). */
+	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
 	if (fd < 0)
 		return -errno;
 	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || (size_t)st.st_size > GW_STATIC_MAX_FILE) {
@@ -115,6 +117,7 @@ static int gw_static_read(const char *dir, const char *name, struct gw_http *h)
 		free(buf);
 		return err;
 	}
+	buf[got] = '\0';
 	free(h->resp);
 	h->resp = buf;
 	h->resp_len = got;

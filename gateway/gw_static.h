@@ -33,7 +33,7 @@ const char *gw_static_ctype(const char *name);
 
 /* True when name may be served: a plain base name of letters, digits, '-', '_' and '.', not
  * starting with '.', at most 64 bytes. Anything else (slashes, "..") is a 404. */
-int gw_static_name_ok(const char *name);
+bool gw_static_name_ok(const char *name);
 
 /*
  * Answers h when it asks for a page file: GET or HEAD of "" (index.html) or "static/NAME",

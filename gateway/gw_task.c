@@ -474,15 +474,6 @@ static void gw_task_run(struct gw_task *t)
 
 	gw_task_exec_reset(t);
 	t->phase = GW_TASK_RUNNING;
-	/* The interpreter's size before the code runs: the memory alert's zero (a few /proc reads).
-	 */
-	t->rss_base = 0;
-	if (t->kernel && t->kernel->pid > 0) {
-		double cpu;
-		size_t sum;
-
-		gw_task_proc_usage(t->kernel->pid, &cpu, &sum, &t->rss_base);
-	}
 	t->sent_us = gw_now_us();
 	proto_id_date_now(t->started_iso);
 	r = gw_task_send(t);
@@ -660,8 +651,8 @@ static void gw_task_metrics_cb(lws_sorted_usec_list_t *sul)
 	/*
 	 * The memory is the interpreter's resident size (the largest process: a sum would count
 	 * the pages a forked kernel shares with its supervisor once per process), as memory_used
-	 * reports it. The limit counts what the code adds to the interpreter's start-up size, so
-	 * the alert compares the growth since the run began with it.
+	 * reports it. The limit counts what runs add to the interpreter's size when it became
+	 * ready (every run of the kernel together), so the alert compares that growth with it.
 	 */
 	gw_task_proc_usage(t->kernel->pid, &cpu, &sum, &rss);
 	/* CPU time of this execution: what the kernel used since the first tick. */
@@ -682,7 +673,8 @@ static void gw_task_metrics_cb(lws_sorted_usec_list_t *sul)
 	             json_pack("{s:s, s:f, s:f, s:s, s:I}", "event", "metrics", "elapsed", elapsed,
 	                       "cpu_time", cpu, "memory", mem, "memory_bytes", (json_int_t)rss),
 	             true);
-	gw_task_alert(t, 0, "memory", rss > t->rss_base ? (double)(rss - t->rss_base) : 0,
+	gw_task_alert(t, 0, "memory",
+	              rss > t->kernel->rss_base ? (double)(rss - t->kernel->rss_base) : 0,
 	              (double)t->lim_memory, "MB");
 	gw_task_alert(t, 1, "cpu_time", cpu, (double)t->lim_cpu, "s");
 	gw_task_alert(t, 2, "wall_time", elapsed, t->lim_wall, "s");

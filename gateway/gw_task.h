@@ -38,13 +38,13 @@ void gw_task_kernel_event(struct gw_server *srv, struct gw_kernel *k, enum gw_wa
 
 /* ---- from the transports ---- */
 
-/* POST /python/{execute,execute-file,interactive,validate,batch}: h gets one result. */
 /*
  * CPU seconds and resident bytes of pid and its descendants, and (when rss_largest is not
  * NULL) the resident bytes of the largest of them (gw_task_io.c).
  */
 void gw_task_proc_usage(pid_t pid, double *cpu, size_t *rss, size_t *rss_largest);
 
+/* POST /python/{execute,execute-file,interactive,validate,batch}: h gets one result. */
 void gw_task_http(struct gw_server *srv, struct gw_http *h, int type);
 
 /* The HTTP request h went away before its answer. */

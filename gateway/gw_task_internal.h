@@ -85,7 +85,6 @@ struct gw_task {
 	double lim_wall;
 	size_t peak_rss;
 	double cpu_base; /* the kernel's CPU seconds at the first metrics tick */
-	size_t rss_base; /* the interpreter's resident bytes when the run began */
 	bool cpu_base_set;
 	bool alerted[4];
 	bool cancel_requested, cancelled;
@@ -121,5 +120,3 @@ void gw_task_format_mb(size_t bytes, char *buf, size_t len);
 struct gw_tsession *gw_tsession_find(struct gw_server *srv, const char *id);
 void gw_tsession_end(struct gw_server *srv, struct gw_tsession *s, const char *why);
 void gw_tsession_schedule(struct gw_server *srv);
-
-/* gw_task_io.c */

@@ -735,6 +735,8 @@
         mt.peak = Math.max(mt.peak || 0, u.memory_bytes);
       }
       if (u.memory_limit_bytes) mt.limit = u.memory_limit_bytes;
+      // The limit counts what runs add to the interpreter's size when it became ready.
+      if (typeof u.memory_base_bytes === 'number') mt.base = u.memory_base_bytes;
       if (typeof u.cpu_time === 'number') {
         if (mt.cpu0 === null || mt.cpu0 === undefined) mt.cpu0 = u.cpu_time;
         mt.cpu = Math.max(0, u.cpu_time - mt.cpu0);
@@ -774,11 +776,18 @@
     if (mt.cpu !== undefined) parts.push(el('span', { class: 'meter-item' }, el('span', { class: 'meter-label', text: 'CPU ' }), fmtSeconds(mt.cpu)));
     const mem = cell.running ? mt.mem : mt.peak;
     if (mem !== undefined) {
+      // With the kernel's start-up size known, the bar shows what the limit counts: the growth.
+      const base = typeof mt.base === 'number' && mt.base > 0 ? mt.base : null;
+      const counted = base !== null ? Math.max(0, mem - base) : mem;
       const item = el('span', { class: 'meter-item' },
         el('span', { class: 'meter-label', text: cell.running ? 'Memory ' : 'Peak memory ' }),
-        fmtBytes(mem) + (limit ? ` of ${fmtBytes(limit)}` : ''));
+        fmtBytes(mem) + (limit ? (base !== null ? ` (+${fmtBytes(counted)} of ${fmtBytes(limit)})`
+                                                : ` of ${fmtBytes(limit)}`) : ''));
+      if (limit && base !== null)
+        item.title = `The memory limit (${fmtBytes(limit)}) counts what the code adds to the ` +
+          `${fmtBytes(base)} the kernel started with.`;
       if (limit) {
-        const frac = Math.min(1, mem / limit);
+        const frac = Math.min(1, counted / limit);
         const bar = el('span', { class: 'meter-bar' + (frac > 0.8 ? ' meter-bar-high' : ''), 'aria-hidden': 'true' }, el('span'));
         bar.firstChild.style.width = (frac * 100).toFixed(1) + '%';
         item.append(bar);

@@ -581,6 +581,43 @@ class PageTests(ServerTestCase):
         for k in self.server.get_json("/api/kernels"):
             self.assertNotIn("sandcell_usage", k)
 
+    def test_page_under_a_base_url(self):
+        # Behind a proxy at /nb/: the page and its assets are there, and /nb (no slash, where
+        # the page's relative links would miss) redirects to /nb/.
+        import http.client
+        with tempfile.TemporaryDirectory() as d:
+            proc = subprocess.Popen([harness.GATEWAY_EXE, "--ip", "127.0.0.1", "--port", "0",
+                                     "--token", "T", "--base-url", "/nb/", "--runtime-dir", d,
+                                     "--history-db", ":memory:", "--kernel-pool", "0"],
+                                    stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                                    text=True, env={k: v for k, v in os.environ.items()
+                                                    if not k.startswith("SANDCELL_")})
+            try:
+                line = proc.stdout.readline()
+                m = re.search(r"http://127\.0\.0\.1:(\d+)/nb/\?token=T$", line.strip())
+                self.assertIsNotNone(m, line)
+                port = int(m.group(1))
+
+                def get(path):
+                    c = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+                    try:
+                        c.request("GET", path)
+                        r = c.getresponse()
+                        return r.status, r.getheader("location"), r.read()
+                    finally:
+                        c.close()
+
+                status, location, _ = get("/nb")
+                self.assertEqual((status, location), (308, "/nb/"))
+                status, _, body = get("/nb/")
+                self.assertEqual(status, 200)
+                for asset in re.findall(rb'src="(static/[^"]+)"', body):
+                    self.assertEqual(get("/nb/" + asset.decode())[0], 200, asset)
+                self.assertEqual(get("/static/notebook.js")[0], 404)
+            finally:
+                proc.terminate()
+                proc.wait(15)
+
     def test_web_dir_serves_files_from_disk(self):
         with tempfile.TemporaryDirectory() as d:
             with open(os.path.join(d, "index.html"), "w") as f:

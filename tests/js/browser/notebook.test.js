@@ -331,6 +331,8 @@ test('resource meter: memory and elapsed time while a cell runs', async t => {
   assert.match(during, /CPU\s+\d/);
   const mem = Number(during.match(/Memory\s+([\d.]+)\s+MiB/)[1]);
   assert.ok(mem >= 40, `memory ${mem} MiB, with a 40 MiB block allocated`);
+  // The limit counts growth over the kernel's start-up size; the meter says how much of it.
+  assert.match(during, /Memory\s+[\d.]+\s+MiB \(\+[\d.]+\s+(MiB|KiB|B) of [\d.]+\s+(MiB|GiB)\)/);
   assert.equal(await promptOf(page, 0), '[*]:');
   await shot(page, 'meter');
   await waitDone(page, 0, 15000);
