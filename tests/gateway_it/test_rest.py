@@ -641,6 +641,11 @@ class PageTests(ServerTestCase):
                 r = srv.request("GET", "/static/passwd.txt", token=None)
                 self.assertEqual(r.status, 404, r)
                 self.assertNotIn(b"root:", r.body)
+                # A FIFO (which would block an open() until written) is refused at once.
+                os.mkfifo(os.path.join(d, "fifo.js"))
+                r = srv.request("GET", "/static/fifo.js", token=None, timeout=10)
+                self.assertEqual(r.status, 404, r)
+                self.assertEqual(srv.request("GET", "/static/x.js", token=None).status, 200)
             finally:
                 srv.stop(check=False)
 
