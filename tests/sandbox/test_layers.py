@@ -49,7 +49,13 @@ class Kernel:
         self.client = BlockingKernelClient()
         self.client.load_connection_file(self.cf)
         self.client.start_channels()
-        self.client.wait_for_ready(timeout=30)
+        try:
+            self.client.wait_for_ready(timeout=30)
+        except BaseException:
+            # A kernel that never answered must not outlive the test (its supervisor would be
+            # left to init with the kernel under it).
+            self.close()
+            raise
 
     def run(self, code, timeout=30):
         """Runs code; returns (stdout text, error content or None)."""
