@@ -2,25 +2,14 @@
 
     gen_static.py OUT.c FILE...
 
-Each file becomes a `struct gw_static_file` named by its base name, with its content type
-(from the extension), its bytes and a strong ETag (the first 16 hex digits of its SHA-256), so
-a browser that has it already gets a 304.
+Each file becomes a `struct gw_static_file` named by its base name, with its bytes and a
+strong ETag (the first 16 hex digits of its SHA-256), so a browser that has it already gets
+a 304. Its Content-Type comes from gw_static_ctype() in gw_static.c, by extension.
 """
 
 import hashlib
 import os
 import sys
-
-TYPES = {
-    ".html": "text/html; charset=utf-8",
-    ".css": "text/css; charset=utf-8",
-    ".js": "text/javascript; charset=utf-8",
-    ".json": "application/json",
-    ".svg": "image/svg+xml",
-    ".png": "image/png",
-    ".ico": "image/x-icon",
-    ".txt": "text/plain; charset=utf-8",
-}
 
 
 def main(out, paths):
@@ -30,9 +19,6 @@ def main(out, paths):
         f.write('#include "gw_static.h"\n\n')
         for i, path in enumerate(sorted(paths, key=os.path.basename)):
             name = os.path.basename(path)
-            ext = os.path.splitext(name)[1]
-            if ext not in TYPES:
-                sys.exit("gen_static: %s: no content type for %r" % (path, ext))
             with open(path, "rb") as src:
                 data = src.read()
             f.write("static const unsigned char gw_static_%d[%d] = {\n" % (i, len(data) + 1))
@@ -40,8 +26,8 @@ def main(out, paths):
                 f.write("\t" + ", ".join(str(b) for b in data[j:j + 20]) + ",\n")
             f.write("\t0\n};\n\n")
             etag = '"' + hashlib.sha256(data).hexdigest()[:16] + '"'
-            entries.append('\t{"%s", "%s", gw_static_%d, %d, "%s"},\n'
-                           % (name, TYPES[ext], i, len(data), etag.replace('"', '\\"')))
+            entries.append('\t{"%s", gw_static_%d, %d, "%s"},\n'
+                           % (name, i, len(data), etag.replace('"', '\\"')))
         f.write("const struct gw_static_file gw_static_files[] = {\n")
         f.write("".join(entries))
         f.write("\t{0},\n};\n")

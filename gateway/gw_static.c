@@ -152,7 +152,6 @@ bool gw_static_serve(struct gw_server *srv, struct gw_http *h)
 			return true;
 		}
 		h->status = 200;
-		h->ctype = gw_static_ctype(name);
 		h->etag = NULL;
 	} else {
 		f = gw_static_find(name);
@@ -164,13 +163,13 @@ bool gw_static_serve(struct gw_server *srv, struct gw_http *h)
 		h->resp = NULL;
 		h->raw = f->data;
 		h->raw_len = f->len;
-		h->ctype = f->ctype;
 		h->etag = f->etag;
 		h->status = 200;
 		if (lws_hdr_copy(h->wsi, inm, sizeof(inm), WSI_TOKEN_HTTP_IF_NONE_MATCH) > 0 &&
 		    strstr(inm, f->etag))
 			h->status = 304;
 	}
+	h->ctype = gw_static_ctype(name);
 	h->page = true;
 	h->responded = true;
 	lws_callback_on_writable(h->wsi);

@@ -15,8 +15,7 @@ struct gw_http;
 struct lws;
 
 struct gw_static_file {
-	const char *name;  /* base name, e.g. "notebook.js" */
-	const char *ctype; /* Content-Type */
+	const char *name; /* base name, e.g. "notebook.js"; its type is gw_static_ctype(name) */
 	const unsigned char *data;
 	size_t len;
 	const char *etag; /* quoted strong ETag */
